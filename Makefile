@@ -1,0 +1,43 @@
+# Makefile - the two commands a new user needs, wrapping CMake.
+#
+#   make run    install what is missing, build (Release), start jobd in the
+#               foreground on 127.0.0.1:7070 with its state under ./state
+#   make test   the same set-up, then build with ASan+UBSan and -Werror and
+#               run the whole suite under ctest
+#   make bench  the benchmark (Release build), figures as ratios to anchors
+
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+LISTEN ?= 127.0.0.1:7070
+
+.PHONY: all deps build run test bench format clean
+
+all: build
+
+deps:
+	@./scripts/install-deps
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+	@cmake --build build -j $(JOBS)
+
+run: build
+	@mkdir -p state
+	./build/jobd -c conf/jobd.conf --listen $(LISTEN) --state-dir $(CURDIR)/state
+
+test: deps
+	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DJOBD_SANITIZE=ON -DJOBD_WERROR=ON \
+		-DBUILD_TESTING=ON >/dev/null
+	@cmake --build build-test -j $(JOBS)
+	cd build-test && ctest --output-on-failure --timeout 600 -j $(JOBS)
+
+bench: build
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+	@cmake --build build -j $(JOBS)
+	python3 bench/run.py --jobd build/jobd --loadgen build/bench/loadgen \
+		--bare build/bench/bare_server --out build/bench-results.json $(BENCH_ARGS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-test

@@ -1,0 +1,628 @@
+#!/usr/bin/env python3
+"""run.py - the jobd benchmark driver (`make bench`).
+
+Runs four figures in one go, each beside an anchor measured in the same run
+on the same machine, prints a Markdown table and writes results.json:
+
+  a. submit rate     jobd vs a bare libmicrohttpd server (bare_server)
+  b. end to end      jobd submit + long-poll vs ThreadPoolExecutor(2)
+  c. round trip      one job's submit + long-poll on an idle jobd
+  d. memory          RSS growth per queued job, 1,000,000 jobs queued
+
+Standard library only. Every process it starts is stopped on the way out,
+errors included; each child also gets PR_SET_PDEATHSIG so that it dies with
+the driver even if the driver is killed outright. See bench/README.md.
+
+Exit status: 0 when every figure was measured (with --strict: and every
+target met), 1 otherwise, 2 on bad usage.
+"""
+
+import argparse
+import concurrent.futures
+import ctypes
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+JOBD_LISTEN_RE = re.compile(r"listening on http://[^:]+:(\d+)")
+BARE_LISTEN_RE = re.compile(r"listening on (\d+)")
+ECHO_BODY = '{"task":"echo","params":{"value":1}}'
+SLEEP_BODY = '{"task":"sleep","params":{"seconds":3600}}'
+READY_TIMEOUT = 15.0   # seconds for a server to say it listens
+STOP_GRACE = 30.0      # seconds between SIGTERM and SIGKILL
+REQUEST_TIMEOUT = 30   # loadgen aborts on a request unanswered this long
+
+# Targets: the figure's id, the comparison, the bound.
+TARGET_SUBMIT_RATIO = 0.60
+TARGET_E2E_JOBS_S = 25000.0
+TARGET_RTT_P50_US = 150.0
+TARGET_BYTES_PER_JOB = 1024.0
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg),
+          file=sys.stderr, flush=True)
+
+
+# ---- children --------------------------------------------------------------
+
+_libc = None
+
+
+def _die_with_parent():
+    """preexec_fn: SIGKILL this child when the driver dies."""
+    if _libc is not None:
+        _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _load_libc():
+    global _libc
+    try:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.prctl  # noqa: B018 - check the symbol exists
+    except (OSError, AttributeError):
+        _libc = None
+
+
+class Budget:
+    """The whole run's wall-clock bound."""
+
+    def __init__(self, seconds):
+        self.deadline = time.monotonic() + seconds
+        self.seconds = seconds
+
+    def left(self):
+        return self.deadline - time.monotonic()
+
+    def timeout(self, want):
+        left = self.left()
+        if left <= 1:
+            raise BenchError("the run's time budget (%d s) is spent" %
+                             self.seconds)
+        return min(want, left)
+
+
+class Server:
+    """A server process whose output goes to a file in the temp dir."""
+
+    def __init__(self, name, argv, logpath, regex, stream):
+        self.name = name
+        self.argv = argv
+        self.logpath = logpath
+        self.port = None
+        self.logf = open(logpath, "wb")
+        kw = {"stdout": self.logf, "stderr": subprocess.STDOUT}
+        if stream == "stderr":
+            kw = {"stdout": subprocess.DEVNULL, "stderr": self.logf}
+        try:
+            # Its own process group, so that a SIGKILL reaches whatever
+            # it started too.
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         start_new_session=True,
+                                         preexec_fn=_die_with_parent, **kw)
+        except OSError as e:
+            self.logf.close()
+            raise BenchError("cannot start %s (%s): %s" % (name, argv[0], e))
+        self.regex = regex
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log_tail(self, n=15):
+        try:
+            with open(self.logpath, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join("    " + x for x in lines[-n:])
+
+    def wait_ready(self, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with open(self.logpath, "rb") as f:
+                m = self.regex.search(f.read().decode("utf-8", "replace"))
+            if m:
+                self.port = int(m.group(1))
+                return self.port
+            if self.proc.poll() is not None:
+                raise BenchError("%s exited (status %s) before listening:\n%s"
+                                 % (self.name, self.proc.returncode,
+                                    self.log_tail()))
+            time.sleep(0.01)
+        raise BenchError("%s did not say it listens within %.0f s:\n%s"
+                         % (self.name, timeout, self.log_tail()))
+
+    def kill(self):
+        """SIGKILL the process group and reap the leader."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait(5)
+
+    def stop(self, grace=STOP_GRACE):
+        """SIGTERM, then SIGKILL after `grace` seconds. Returns the exit
+        status and whether it had to be killed."""
+        killed = False
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                log("%s (pid %d) still running %.0f s after SIGTERM; "
+                    "SIGKILL" % (self.name, self.pid, grace))
+                killed = True
+        self.kill()  # the leader, if SIGTERM was not enough; any leftovers
+        self.logf.close()
+        return self.proc.returncode, killed
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.quick = args.quick
+        self.budget = Budget(120 if args.quick else 300)
+        self.tmp = tempfile.mkdtemp(prefix="jobd-bench-")
+        self.servers = []
+        self.raw = {}
+        self.figures = []
+        self.errors = []
+        self.nstarted = 0
+
+    # -- processes --
+
+    def start_bare(self):
+        self.nstarted += 1
+        s = Server("bare_server", [self.args.bare, "0"],
+                   os.path.join(self.tmp, "bare%d.log" % self.nstarted),
+                   BARE_LISTEN_RE, "stdout")
+        self.servers.append(s)
+        s.wait_ready(min(READY_TIMEOUT, self.budget.timeout(READY_TIMEOUT)))
+        return s
+
+    def start_jobd(self, threads):
+        self.nstarted += 1
+        state = os.path.join(self.tmp, "state%d" % self.nstarted)
+        os.mkdir(state)
+        argv = [self.args.jobd, "--listen", "127.0.0.1:0",
+                "--state-dir", state, "--log-level", "warning",
+                "--threads", str(threads), "--max-queued", "10000000"]
+        argv += self.args.jobd_arg
+        s = Server("jobd", argv,
+                   os.path.join(self.tmp, "jobd%d.log" % self.nstarted),
+                   JOBD_LISTEN_RE, "stderr")
+        self.servers.append(s)
+        s.wait_ready(self.budget.timeout(READY_TIMEOUT))
+        return s
+
+    def stop(self, s):
+        grace = max(1.0, min(STOP_GRACE, self.budget.left() - 5))
+        rc, killed = s.stop(grace)
+        if s in self.servers:
+            self.servers.remove(s)
+        return rc, killed
+
+    def stop_all(self):
+        for s in list(self.servers):
+            try:
+                s.kill()
+                s.logf.close()
+            except Exception as e:  # keep going: kill the rest
+                log("could not stop %s (pid %d): %s" % (s.name, s.pid, e))
+        self.servers = []
+
+    # -- loadgen --
+
+    def loadgen(self, key, server, mode, want_seconds, *opts):
+        argv = [self.args.loadgen, mode, "--host", "127.0.0.1",
+                "--port", str(server.port),
+                "--timeout", str(REQUEST_TIMEOUT)] + [str(o) for o in opts]
+        timeout = self.budget.timeout(want_seconds)
+        log("  %s" % " ".join(argv[1:]))
+        try:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True,
+                               timeout=timeout, preexec_fn=_die_with_parent)
+        except subprocess.TimeoutExpired:
+            raise BenchError("loadgen %s ran past %.0f s; %s log:\n%s"
+                             % (mode, timeout, server.name,
+                                server.log_tail()))
+        except OSError as e:
+            raise BenchError("cannot run loadgen (%s): %s"
+                             % (self.args.loadgen, e))
+        lines = [x for x in p.stdout.splitlines() if x.strip()]
+        try:
+            res = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise BenchError("loadgen %s (status %d) printed no result: %s"
+                             % (mode, p.returncode, p.stderr.strip()[-500:]))
+        self.raw[key] = res
+        if p.returncode != 0 or "error" in res:
+            alive = server.proc.poll() is None
+            raise BenchError("loadgen %s against %s: %s%s\n%s"
+                             % (mode, server.name,
+                                res.get("error", "status %d" % p.returncode),
+                                "" if alive else " (%s has exited, status %s)"
+                                % (server.name, server.proc.returncode),
+                                server.log_tail()))
+        return res
+
+    # -- figures --
+
+    def figure(self, fid, name, unit, value, anchor, anchor_name, ratio,
+               target, met, note=None):
+        self.figures.append({
+            "id": fid, "name": name, "unit": unit, "value": value,
+            "anchor": anchor, "anchor_name": anchor_name, "ratio": ratio,
+            "target": target, "met": met, "note": note, "error": None,
+        })
+
+    def figure_error(self, fid, name, unit, target, err):
+        self.errors.append("%s: %s" % (name, err))
+        self.figures.append({
+            "id": fid, "name": name, "unit": unit, "value": None,
+            "anchor": None, "anchor_name": None, "ratio": None,
+            "target": target, "met": False, "note": None, "error": str(err),
+        })
+
+    def run_submit(self):
+        """a. Submit rate against bare MHD; also the bare round trip that
+        anchors figure c."""
+        warm, dur = (0.5, 2) if self.quick else (1, 5)
+        want = warm + dur + REQUEST_TIMEOUT + 10
+        log("a. submit rate: bare_server")
+        bare = self.start_bare()
+        try:
+            b = self.loadgen("bare_submit", bare, "submit", want,
+                             "--conns", 64, "--warmup", warm,
+                             "--duration", dur, "--body", ECHO_BODY)
+            self.loadgen("bare_rtt", bare, "submit", 1 + REQUEST_TIMEOUT + 10,
+                         "--conns", 1, "--duration", 1,
+                         "--body", ECHO_BODY)
+        finally:
+            self.stop(bare)
+        log("a. submit rate: jobd")
+        jobd = self.start_jobd(2)
+        self.jobd_version(jobd)
+        try:
+            j = self.loadgen("jobd_submit", jobd, "submit", want,
+                             "--conns", 64, "--warmup", warm,
+                             "--duration", dur, "--body", ECHO_BODY)
+        finally:
+            self.stop(jobd)
+        ratio = j["rps"] / b["rps"] if b["rps"] > 0 else None
+        note = None
+        met = ratio is not None and ratio >= TARGET_SUBMIT_RATIO
+        if j["errors"] or b["errors"]:
+            met = False
+            note = "non-2xx answers: jobd %s, bare %s" % (j["status"],
+                                                          b["status"])
+        self.figure("submit_rate", "submit rate", "req/s", j["rps"],
+                    b["rps"], "bare MHD, 1 thread", ratio,
+                    "ratio >= %.2f" % TARGET_SUBMIT_RATIO, met, note)
+
+    def run_e2e(self):
+        """b. End to end: submit + long-poll every job vs an in-process
+        ThreadPoolExecutor(2) running no-op tasks."""
+        n = 5000 if self.quick else 20000
+        log("b. end to end: jobd, %d jobs" % n)
+        jobd = self.start_jobd(2)
+        try:
+            j = self.loadgen("jobd_e2e", jobd, "e2e", 120, "--conns", 64,
+                             "--requests", n, "--body", ECHO_BODY)
+        finally:
+            self.stop(jobd)
+        log("b. end to end: ThreadPoolExecutor(2), %d no-op tasks" % n)
+        py = self.python_pool(n)
+        self.raw["python_pool"] = py
+        ratio = j["jobs_per_s"] / py["jobs_per_s"]
+        met = j["jobs_per_s"] >= TARGET_E2E_JOBS_S
+        note = None
+        if j["failed"] or j["jobs"] != n:
+            met = False
+            note = "%d of %d jobs did not succeed: %s" % (
+                n - j["succeeded"], n, j["states"])
+        self.figure("e2e", "end to end", "jobs/s", j["jobs_per_s"],
+                    py["jobs_per_s"], "ThreadPoolExecutor(2), in-process",
+                    ratio, ">= {:,.0f} jobs/s".format(TARGET_E2E_JOBS_S), met, note)
+
+    @staticmethod
+    def python_pool(n):
+        """Best of three: submit n no-op tasks, then collect every result."""
+        def noop():
+            return None
+
+        times = []
+        for _ in range(3):
+            with concurrent.futures.ThreadPoolExecutor(2) as ex:
+                ex.submit(noop).result()  # start the threads
+                t = time.perf_counter()
+                fs = [ex.submit(noop) for _ in range(n)]
+                for f in fs:
+                    f.result()
+                times.append(time.perf_counter() - t)
+        best = min(times)
+        return {"tasks": n, "seconds": best, "runs": times,
+                "jobs_per_s": n / best}
+
+    def run_rtt(self):
+        """c. Round trip on a fresh, idle jobd."""
+        n = 300 if self.quick else 1000
+        log("c. round trip: jobd, %d jobs" % n)
+        jobd = self.start_jobd(2)
+        try:
+            r = self.loadgen("jobd_rtt", jobd, "rtt", 60 + REQUEST_TIMEOUT,
+                             "--requests", n, "--body", ECHO_BODY)
+        finally:
+            self.stop(jobd)
+        bare = self.raw.get("bare_rtt")
+        a50 = a99 = None
+        if bare and bare.get("lat_us", {}).get("n"):
+            # A job's round trip is two HTTP round trips.
+            a50 = 2 * bare["lat_us"]["p50"]
+            a99 = 2 * bare["lat_us"]["p99"]
+        note = None
+        met = r["p50_us"] <= TARGET_RTT_P50_US
+        if r["failed"]:
+            met = False
+            note = "%d of %d jobs did not succeed: %s" % (r["failed"], n,
+                                                         r["states"])
+        aname = "2 requests to bare MHD"
+        self.figure("rtt_p50", "round trip p50", "us", r["p50_us"], a50,
+                    aname, r["p50_us"] / a50 if a50 else None,
+                    "<= %d us" % TARGET_RTT_P50_US, met, note)
+        self.figure("rtt_p99", "round trip p99", "us", r["p99_us"], a99,
+                    aname, r["p99_us"] / a99 if a99 else None, None, None)
+
+    def run_memory(self):
+        """d. RSS growth per queued job, with the only thread kept busy."""
+        n = 100000 if self.quick else 1000000
+        log("d. memory: jobd --threads 1, %d queued jobs" % n)
+        jobd = self.start_jobd(1)
+        try:
+            code, job = http_json(jobd.port, "POST", "/v1/jobs", SLEEP_BODY)
+            if code != 202 or not isinstance(job, dict) or "id" not in job:
+                raise BenchError("submitting the sleep job: HTTP %s %s"
+                                 % (code, str(job)[:200]))
+            self.wait_running(jobd, job["id"])
+            rss0 = vmrss(jobd.pid)
+            f = self.loadgen("jobd_fill", jobd, "fill", 150, "--conns", 8,
+                             "--requests", n, "--body", ECHO_BODY)
+            rss1 = vmrss(jobd.pid)
+            queued = None
+            try:
+                code, ex = http_json(jobd.port, "GET", "/v1/executors")
+                if code == 200:
+                    queued = sum(int(e.get("queued", 0))
+                                 for e in ex.get("executors", []))
+            except (OSError, ValueError, AttributeError, TypeError):
+                pass
+            self.raw["memory"] = {"rss_before": rss0, "rss_after": rss1,
+                                  "jobs": f["ok"], "queued": queued,
+                                  "sleep_job": job["id"]}
+        finally:
+            log("d. memory: SIGTERM jobd (up to %.0f s)" % STOP_GRACE)
+            t = time.monotonic()
+            rc, killed = self.stop(jobd)
+            self.raw["memory_stop"] = {"status": rc, "killed": killed,
+                                       "seconds": time.monotonic() - t}
+        per = (rss1 - rss0) / f["ok"] if f["ok"] else None
+        note = "%d jobs queued, RSS %.1f -> %.1f MiB" % (
+            f["ok"], rss0 / 2**20, rss1 / 2**20)
+        met = per is not None and per <= TARGET_BYTES_PER_JOB
+        if f["errors"]:
+            met = False
+            note += "; non-2xx answers: %s" % f["status"]
+        if queued is not None and queued < f["ok"]:
+            note += "; only %d reported queued" % queued
+        self.figure("bytes_per_job", "memory per queued job", "B", per,
+                    None, None, None,
+                    "<= %d B" % TARGET_BYTES_PER_JOB, met, note)
+
+    def wait_running(self, jobd, jid):
+        end = time.monotonic() + 10
+        state = None
+        while time.monotonic() < end:
+            code, job = http_json(jobd.port, "GET", "/v1/jobs/" + jid)
+            state = job.get("state") if isinstance(job, dict) else None
+            if state == "running":
+                return
+            if state not in ("queued", None):
+                raise BenchError("the sleep job ended early: %s" % state)
+            time.sleep(0.01)
+        raise BenchError("the sleep job is not running after 10 s (%s)"
+                         % state)
+
+    def jobd_version(self, jobd):
+        try:
+            code, h = http_json(jobd.port, "GET", "/v1/health")
+            if code == 200 and isinstance(h, dict):
+                self.raw["jobd_health"] = h
+        except (OSError, ValueError):
+            pass
+
+    # -- the run --
+
+    def run(self, only=()):
+        steps = [
+            ("submit", "submit_rate", "submit rate", "req/s",
+             "ratio >= %.2f" % TARGET_SUBMIT_RATIO, self.run_submit),
+            ("e2e", "e2e", "end to end", "jobs/s",
+             ">= {:,.0f} jobs/s".format(TARGET_E2E_JOBS_S), self.run_e2e),
+            ("rtt", "rtt_p50", "round trip p50", "us",
+             "<= %d us" % TARGET_RTT_P50_US, self.run_rtt),
+            ("memory", "bytes_per_job", "memory per queued job", "B",
+             "<= %d B" % TARGET_BYTES_PER_JOB, self.run_memory),
+        ]
+        for step, fid, name, unit, target, fn in steps:
+            if only and step not in only:
+                continue
+            try:
+                fn()
+            except BenchError as e:
+                log("%s: ERROR: %s" % (name, e))
+                self.figure_error(fid, name, unit, target, e)
+            finally:
+                self.stop_all()
+
+
+def http_json(port, method, path, body=None, timeout=10):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body else {}
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        try:
+            return r.status, json.loads(data)
+        except ValueError:
+            return r.status, data.decode("utf-8", "replace")
+    finally:
+        c.close()
+
+
+def vmrss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise BenchError("no VmRSS for pid %d" % pid)
+
+
+# ---- output ----------------------------------------------------------------
+
+def fmt_num(v, unit):
+    if v is None:
+        return "—"
+    if unit in ("req/s", "jobs/s"):
+        return "{:,.0f} {}".format(v, unit)
+    if unit == "us":
+        return "{:,.1f} µs".format(v)
+    if unit == "B":
+        return "{:,.0f} B".format(v)
+    return "{:,.2f} {}".format(v, unit)
+
+
+def fmt_target(t):
+    if not t:
+        return "—"
+    return t.replace(">=", "≥").replace("<=", "≤").replace(" us", " µs")
+
+
+def table(figures):
+    out = ["| figure | value | anchor | ratio | target | met |",
+           "|---|---|---|---|---|---|"]
+    for f in figures:
+        if f["error"]:
+            out.append("| %s | error | — | — | %s | no |"
+                       % (f["name"], fmt_target(f["target"])))
+            continue
+        anchor = "—"
+        if f["anchor"] is not None:
+            anchor = "%s (%s)" % (fmt_num(f["anchor"], f["unit"]),
+                                  f["anchor_name"])
+        ratio = "—" if f["ratio"] is None else "%.2f" % f["ratio"]
+        met = "—" if f["met"] is None else ("yes" if f["met"] else "no")
+        out.append("| %s | %s | %s | %s | %s | %s |"
+                   % (f["name"], fmt_num(f["value"], f["unit"]), anchor,
+                      ratio, fmt_target(f["target"]), met))
+    return "\n".join(out)
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description="jobd benchmark driver")
+    ap.add_argument("--jobd", required=True, help="the jobd binary")
+    ap.add_argument("--loadgen", required=True, help="the loadgen binary")
+    ap.add_argument("--bare", required=True, help="the bare_server binary")
+    ap.add_argument("--quick", action="store_true",
+                    help="smaller counts; the run takes at most 2 minutes")
+    ap.add_argument("--out", default=os.path.join(here, "results.json"),
+                    help="where to write the JSON results")
+    ap.add_argument("--only", action="append", default=[],
+                    choices=["submit", "e2e", "rtt", "memory"],
+                    help="run only this figure (repeatable)")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 1 when a target is missed")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temp dir (server logs, state dirs)")
+    ap.add_argument("--jobd-arg", action="append", default=[],
+                    help="extra argument for every jobd started (repeatable)")
+    args = ap.parse_args()
+    for name in ("jobd", "loadgen", "bare"):
+        p = getattr(args, name)
+        if not os.access(p, os.X_OK):
+            ap.error("--%s %s: not an executable file" % (name, p))
+
+    _load_libc()
+    # A signal ends the run through the same cleanup as an error.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, f: sys.exit(128 + s))
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t0 = time.monotonic()
+    bench = Bench(args)
+    try:
+        log("temp dir %s; budget %d s" % (bench.tmp, bench.budget.seconds))
+        bench.run(set(args.only))
+    finally:
+        bench.stop_all()
+        if args.keep:
+            log("kept %s" % bench.tmp)
+        else:
+            shutil.rmtree(bench.tmp, ignore_errors=True)
+
+    elapsed = time.monotonic() - t0
+    result = {
+        "version": 1,
+        "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seconds": round(elapsed, 3),
+        "quick": args.quick,
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                    "machine": platform.machine(),
+                    "python": platform.python_version()},
+        "jobd": os.path.abspath(args.jobd),
+        "figures": bench.figures,
+        "errors": bench.errors,
+        "raw": bench.raw,
+    }
+    tmp = args.out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, args.out)
+
+    print("## jobd benchmark%s — %d CPUs, %.0f s\n"
+          % (" (quick)" if args.quick else "", os.cpu_count() or 0, elapsed))
+    print(table(bench.figures))
+    notes = [f for f in bench.figures if f["note"] or f["error"]]
+    if notes:
+        print()
+        for f in notes:
+            print("- **%s**: %s" % (f["name"], f["error"] or f["note"]))
+    print("\nresults: %s" % args.out)
+    sys.stdout.flush()
+
+    if bench.errors:
+        return 1
+    if args.strict and any(f["met"] is False for f in bench.figures):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

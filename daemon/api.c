@@ -1,0 +1,630 @@
+/*
+ * api.c - HTTP API v1 routes and handlers.
+ *
+ * Loop thread only. One table maps (path pattern, method) to a handler, and
+ * also gives 405 answers their Allow header. Every error is an RFC 9457
+ * problem naming what was wrong; a malformed request only ever affects
+ * itself.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "daemon/api.h"
+#include "daemon/log.h"
+#include "daemon/timeutil.h"
+#include "version.h"
+#include "workers/tasks.h"
+
+#define LIST_DEFAULT_LIMIT 100
+#define LIST_MAX_LIMIT 1000
+
+/* Path pattern segments: a literal, or "{id}" which captures a job ID. */
+struct route {
+	const char *pattern;
+	unsigned method;
+	void (*fn)(struct jd_api *api, struct jd_req *r, const char *id);
+};
+
+static void h_index(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_submit(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_list(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_get(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_cancel(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_executors(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_tasks(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_health(struct jd_api *api, struct jd_req *r, const char *id);
+
+static const struct route routes[] = {
+	{ "/", JD_GET, h_index },
+	{ "/v1/jobs", JD_POST, h_submit },
+	{ "/v1/jobs", JD_GET, h_list },
+	{ "/v1/jobs/{id}", JD_GET, h_get },
+	{ "/v1/jobs/{id}/cancel", JD_POST, h_cancel },
+	{ "/v1/executors", JD_GET, h_executors },
+	{ "/v1/tasks", JD_GET, h_tasks },
+	{ "/v1/health", JD_GET, h_health },
+	{ NULL, 0, NULL },
+};
+
+/* Match `path` against `pattern`; on a match copy the {id} segment (if any)
+ * into id (size JD_ID_STRLEN + 1 is enough to detect over-long ones). */
+static int match(const char *pattern, const char *path, char *id, size_t idlen)
+{
+	while (*pattern && *path) {
+		if (strncmp(pattern, "{id}", 4) == 0) {
+			size_t n = strcspn(path, "/");
+			if (n == 0)
+				return 0;
+			snprintf(id, idlen, "%.*s", (int)(n < idlen ? n : idlen - 1), path);
+			if (n >= idlen)
+				id[0] = '?'; /* too long: not a valid ID, 404 later */
+			pattern += 4;
+			path += n;
+			continue;
+		}
+		if (*pattern != *path)
+			return 0;
+		pattern++;
+		path++;
+	}
+	/* Allow one trailing slash: /v1/jobs/ is /v1/jobs. */
+	if (*path == '/' && path[1] == '\0' && path != pattern)
+		path++;
+	return *pattern == '\0' && *path == '\0';
+}
+
+static const char *method_name(unsigned m)
+{
+	switch (m) {
+	case JD_GET: return "GET";
+	case JD_POST: return "POST";
+	case JD_PUT: return "PUT";
+	case JD_DELETE: return "DELETE";
+	default: return "HEAD";
+	}
+}
+
+void jd_api_handle(struct jd_req *r, void *arg)
+{
+	struct jd_api *api = arg;
+	char id[JD_ID_STRLEN + 1];
+	unsigned allowed = 0;
+	enum jd_method m = r->method == JD_HEAD ? JD_GET : r->method;
+
+	for (const struct route *rt = routes; rt->pattern; rt++) {
+		if (!match(rt->pattern, r->url, id, sizeof(id)))
+			continue;
+		if (rt->method == (unsigned)m) {
+			rt->fn(api, r, id);
+			return;
+		}
+		allowed |= rt->method;
+	}
+	if (!allowed) {
+		jd_req_problem(r, 404, "not-found", "Not found", NULL, "no such resource: %s",
+			       r->url);
+		return;
+	}
+	char allow[64] = "";
+	for (unsigned bit = 1; bit <= JD_OTHER; bit <<= 1) {
+		if (!(allowed & bit))
+			continue;
+		if (allow[0])
+			strcat(allow, ", ");
+		strcat(allow, method_name(bit));
+		if (bit == JD_GET)
+			strcat(allow, ", HEAD");
+	}
+	jd_req_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+		       "%s does not accept this method; use %s", r->url, allow);
+	jd_req_add_header(r, "Allow", allow);
+}
+
+static void reply_json(struct jd_req *r, unsigned status, struct jd_buf *b)
+{
+	jd_buf_addc(b, '\n');
+	jd_req_reply_buf(r, status, b, "application/json");
+}
+
+static void reply_job(struct jd_req *r, unsigned status, const struct jd_job *job)
+{
+	struct jd_buf b;
+	jd_buf_init(&b, 512 + strlen(job->params) + (job->result ? strlen(job->result) : 0));
+	jd_job_write(job, &b);
+	reply_json(r, status, &b);
+}
+
+/* Find the job named in the path, or answer 404. */
+static struct jd_job *lookup(struct jd_api *api, struct jd_req *r, const char *idstr)
+{
+	struct jd_id id;
+	struct jd_job *job = NULL;
+	if (jd_id_parse(idstr, &id) == 0)
+		job = jd_sched_find(api->sched, &id);
+	if (!job)
+		jd_req_problem(r, 404, "job-not-found", "No such job", NULL,
+			       "there is no job with id \"%.40s\"", idstr);
+	return job;
+}
+
+/* Parse a number-of-seconds query argument. 1 when absent, 0 when valid,
+ * -1 after answering 400. */
+static int query_seconds(struct jd_req *r, const char *name, double max, double *out)
+{
+	const char *v = jd_req_query(r, name);
+	if (!v)
+		return 1;
+	char *end;
+	double d = strtod(v, &end);
+	if (!*v || *end || !(d >= 0) || !isfinite(d)) {
+		jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", name,
+			       "%s must be a number of seconds >= 0, not \"%.40s\"", name, v);
+		return -1;
+	}
+	*out = d > max ? max : d;
+	return 0;
+}
+
+/* ---- GET / ---- */
+
+static void h_index(struct jd_api *api, struct jd_req *r, const char *id)
+{
+	struct jd_buf b;
+	(void)api;
+	(void)id;
+	jd_buf_init(&b, 512);
+	jd_buf_adds(&b, "{\"name\":\"jobd\",\"version\":\"" JOBD_VERSION "\",\"api\":\"v1\","
+			"\"endpoints\":[");
+	for (const struct route *rt = routes + 1; rt->pattern; rt++) {
+		if (rt != routes + 1)
+			jd_buf_addc(&b, ',');
+		jd_buf_printf(&b, "\"%s %s\"", method_name(rt->method), rt->pattern);
+	}
+	jd_buf_adds(&b, "]}");
+	reply_json(r, 200, &b);
+}
+
+/* ---- POST /v1/jobs ---- */
+
+static int json_content_type(const char *ct)
+{
+	if (!ct || !*ct)
+		return 1;
+	size_t n = strcspn(ct, ";");
+	while (n > 0 && ct[n - 1] == ' ')
+		n--;
+	if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+		return 1;
+	if (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0)
+		return 1;
+	/* What `curl -d` sends when not told otherwise: accept it when the
+	 * body is JSON, so the API stays pleasant by hand. */
+	if (n == 33 && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)
+		return 1;
+	return 0;
+}
+
+/* Parse the request body as JSON, or answer the right problem. */
+static cJSON *parse_body(struct jd_req *r)
+{
+	const char *ct = jd_req_header(r, "Content-Type");
+	if (!json_content_type(ct)) {
+		jd_req_problem(r, 415, "unsupported-media-type", "Unsupported media type", NULL,
+			       "the body must be JSON (Content-Type: application/json), not %.60s",
+			       ct);
+		return NULL;
+	}
+	if (!r->body || r->body_len == 0) {
+		jd_req_problem(r, 400, "invalid-body", "Invalid body", NULL,
+			       "the body is empty; send a JSON object");
+		return NULL;
+	}
+	if (strlen(r->body) != r->body_len) {
+		jd_req_problem(r, 400, "invalid-body", "Invalid body", NULL,
+			       "the body contains a NUL byte");
+		return NULL;
+	}
+	const char *end = NULL;
+	cJSON *j = cJSON_ParseWithOpts(r->body, &end, 1);
+	if (!j) {
+		size_t at = end && end >= r->body ? (size_t)(end - r->body) : 0;
+		jd_req_problem(r, 400, "invalid-json", "Invalid JSON", NULL,
+			       "the body is not valid JSON (error near byte %zu)", at);
+	}
+	return j;
+}
+
+static void on_submitted(void *arg, int status, struct jd_job *job)
+{
+	struct jd_req *r = arg;
+	if (status == 0) {
+		char loc[64], id[JD_ID_STRLEN];
+		jd_id_format(&job->id, id);
+		snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
+		reply_job(r, 202, job);
+		jd_req_add_header(r, "Location", loc);
+		return;
+	}
+	switch (status) {
+	case -EAGAIN:
+		jd_req_problem(r, 429, "queue-full", "Too many queued jobs", NULL,
+			       "the queue is full (max_queued); retry later");
+		jd_req_add_header(r, "Retry-After", "1");
+		break;
+	case -ESHUTDOWN:
+		jd_req_problem(r, 503, "shutting-down", "Shutting down", NULL,
+			       "jobd is shutting down and accepts no new jobs");
+		jd_req_add_header(r, "Retry-After", "5");
+		break;
+	default:
+		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL,
+			       "the job could not be accepted: %s", strerror(-status));
+		jd_req_add_header(r, "Retry-After", "1");
+		break;
+	}
+}
+
+static void h_submit(struct jd_api *api, struct jd_req *r, const char *id)
+{
+	(void)id;
+	cJSON *body = parse_body(r);
+	if (!body)
+		return;
+	struct jd_error err = { 0 };
+	struct jd_job *job = NULL;
+	int rc = jd_job_from_json(body, jd_sched_available(api->sched), api->cfg->default_timeout,
+				  &job, &err);
+	cJSON_Delete(body);
+	if (rc == -ENOMEM) {
+		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL, "out of memory");
+		return;
+	}
+	if (rc < 0) {
+		jd_req_problem(r, 400, "invalid-job", "Invalid job", err.field, "%s%s%s",
+			       err.field, err.field[0] ? ": " : "", err.message);
+		return;
+	}
+	jd_sched_submit(api->sched, job, on_submitted, r);
+}
+
+/* ---- GET /v1/jobs/{id}?wait=S ---- */
+
+struct long_poll {
+	struct jd_waiter w;
+	struct jd_timer t;
+	struct jd_api *api;
+	struct jd_req *r;
+	struct jd_job *job;
+};
+
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+
+static void lp_end(struct long_poll *lp)
+{
+	jd_sched_unwait(lp->api->sched, &lp->w);
+	jd_sched_timer_stop(lp->api->sched, &lp->t);
+	lp->r->data = NULL;
+	lp->r->on_abort = NULL;
+	struct jd_req *r = lp->r;
+	struct jd_job *job = lp->job;
+	free(lp);
+	reply_job(r, 200, job);
+}
+
+static void lp_on_done(struct jd_waiter *w)
+{
+	lp_end(container_of(w, struct long_poll, w));
+}
+
+static void lp_on_timeout(struct jd_timer *t)
+{
+	lp_end(container_of(t, struct long_poll, t));
+}
+
+static void lp_on_abort(struct jd_req *r)
+{
+	struct long_poll *lp = r->data;
+	jd_sched_unwait(lp->api->sched, &lp->w);
+	jd_sched_timer_stop(lp->api->sched, &lp->t);
+	free(lp);
+	r->data = NULL;
+}
+
+static void h_get(struct jd_api *api, struct jd_req *r, const char *idstr)
+{
+	double wait = 0;
+	struct jd_job *job = lookup(api, r, idstr);
+	if (!job)
+		return;
+	if (query_seconds(r, "wait", api->cfg->max_wait, &wait) < 0)
+		return;
+	enum jd_state until = JD_SUCCEEDED; /* i.e. any terminal state */
+	const char *u = jd_req_query(r, "until");
+	if (u && strcmp(u, "running") == 0) {
+		until = JD_RUNNING;
+	} else if (u && strcmp(u, "terminal") != 0) {
+		jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "until",
+			       "until must be \"running\" or \"terminal\", not \"%.40s\"", u);
+		return;
+	}
+	if (wait <= 0 || job->state >= until) {
+		reply_job(r, 200, job);
+		return;
+	}
+	struct long_poll *lp = calloc(1, sizeof(*lp));
+	if (!lp) {
+		reply_job(r, 200, job);
+		return;
+	}
+	lp->api = api;
+	lp->r = r;
+	lp->job = job;
+	lp->w.cb = lp_on_done;
+	lp->w.until = until;
+	lp->t.slot = JD_HEAP_NONE;
+	lp->t.cb = lp_on_timeout;
+	r->data = lp;
+	r->on_abort = lp_on_abort;
+	jd_sched_wait(api->sched, job, &lp->w);
+	jd_sched_timer_start(api->sched, &lp->t, jd_mono_us() + (int64_t)(wait * 1e6));
+}
+
+/* ---- POST /v1/jobs/{id}/cancel ---- */
+
+static void h_cancel(struct jd_api *api, struct jd_req *r, const char *idstr)
+{
+	struct jd_job *job = lookup(api, r, idstr);
+	if (!job)
+		return;
+	if (jd_sched_cancel(api->sched, job) == -EALREADY) {
+		char id[JD_ID_STRLEN];
+		jd_id_format(&job->id, id);
+		jd_req_problem(r, 409, "job-finished", "Job already finished", NULL,
+			       "job %s already ended (%s); it cannot be cancelled", id,
+			       jd_state_name(job->state));
+		return;
+	}
+	reply_job(r, 200, job);
+}
+
+/* ---- GET /v1/jobs ---- */
+
+struct list_filter {
+	unsigned states; /* bit per state; 0 = any */
+	const struct jd_task *task;
+	int nlabels;
+	char *label_key[8], *label_val[8];
+	int bad;
+	char bad_label[128];
+};
+
+static void on_label_arg(void *arg, const char *value)
+{
+	struct list_filter *f = arg;
+	const char *eq = strchr(value, '=');
+	if (!eq || eq == value || f->nlabels == 8) {
+		f->bad = 1;
+		snprintf(f->bad_label, sizeof(f->bad_label), "%s", value);
+		return;
+	}
+	f->label_key[f->nlabels] = strndup(value, (size_t)(eq - value));
+	f->label_val[f->nlabels] = strdup(eq + 1);
+	f->nlabels++;
+}
+
+static int filter_match(const struct list_filter *f, const struct jd_job *j)
+{
+	if (f->states && !(f->states & (1u << j->state)))
+		return 0;
+	if (f->task && j->task != f->task)
+		return 0;
+	for (int i = 0; i < f->nlabels; i++)
+		if (!f->label_key[i] || !f->label_val[i] ||
+		    !jd_job_has_label(j, f->label_key[i], f->label_val[i]))
+			return 0;
+	return 1;
+}
+
+static void filter_cleanup(struct list_filter *f)
+{
+	for (int i = 0; i < f->nlabels; i++) {
+		free(f->label_key[i]);
+		free(f->label_val[i]);
+	}
+}
+
+static void h_list(struct jd_api *api, struct jd_req *r, const char *unused)
+{
+	struct list_filter f = { 0 };
+	long limit = LIST_DEFAULT_LIMIT;
+	const char *v;
+	(void)unused;
+
+	if ((v = jd_req_query(r, "state")) != NULL) {
+		char tmp[256];
+		snprintf(tmp, sizeof(tmp), "%s", v);
+		for (char *save = NULL, *s = strtok_r(tmp, ",", &save); s;
+		     s = strtok_r(NULL, ",", &save)) {
+			enum jd_state st;
+			if (jd_state_parse(s, &st) < 0) {
+				jd_req_problem(r, 400, "invalid-query", "Invalid query parameter",
+					       "state",
+					       "unknown state \"%.40s\" (queued, running, "
+					       "succeeded, failed, timed_out, cancelled)",
+					       s);
+				return;
+			}
+			f.states |= 1u << st;
+		}
+	}
+	if ((v = jd_req_query(r, "task")) != NULL && !(f.task = jd_task_find(v))) {
+		jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "task",
+			       "unknown task \"%.60s\"", v);
+		return;
+	}
+	if ((v = jd_req_query(r, "limit")) != NULL) {
+		char *end;
+		limit = strtol(v, &end, 10);
+		if (!*v || *end || limit < 1 || limit > LIST_MAX_LIMIT) {
+			jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "limit",
+				       "limit must be a whole number from 1 to %d",
+				       LIST_MAX_LIMIT);
+			return;
+		}
+	}
+	struct jd_job *j = jd_sched_newest(api->sched);
+	if ((v = jd_req_query(r, "cursor")) != NULL) {
+		struct jd_id cur;
+		if (jd_id_parse(v, &cur) < 0) {
+			jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "cursor",
+				       "cursor must be a value of next_cursor from an earlier page");
+			return;
+		}
+		struct jd_job *cj = jd_sched_find(api->sched, &cur);
+		if (cj) {
+			j = cj->older;
+		} else {
+			while (j && jd_id_cmp(&j->id, &cur) >= 0)
+				j = j->older;
+		}
+	}
+	jd_req_query_each(r, "label", on_label_arg, &f);
+	if (f.bad) {
+		jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "label",
+			       "label must be key=value (at most 8), not \"%.60s\"", f.bad_label);
+		filter_cleanup(&f);
+		return;
+	}
+
+	struct jd_buf b;
+	const struct jd_job *last = NULL;
+	long n = 0;
+	jd_buf_init(&b, 4096);
+	jd_buf_adds(&b, "{\"jobs\":[");
+	for (; j; j = j->older) {
+		if (!filter_match(&f, j))
+			continue;
+		if (n == limit)
+			break; /* there is at least one more */
+		if (n++)
+			jd_buf_addc(&b, ',');
+		jd_job_write(j, &b);
+		last = j;
+	}
+	jd_buf_adds(&b, "],\"next_cursor\":");
+	if (j && last) {
+		char id[JD_ID_STRLEN];
+		jd_id_format(&last->id, id);
+		jd_buf_printf(&b, "\"%s\"}", id);
+	} else {
+		jd_buf_adds(&b, "null}");
+	}
+	filter_cleanup(&f);
+	reply_json(r, 200, &b);
+}
+
+/* ---- service ---- */
+
+static void h_executors(struct jd_api *api, struct jd_req *r, const char *id)
+{
+	struct jd_buf b;
+	struct jd_executor *ex;
+	(void)id;
+	jd_buf_init(&b, 512);
+	jd_buf_adds(&b, "{\"executors\":[");
+	for (size_t i = 0; (ex = jd_sched_executor_at(api->sched, i)) != NULL; i++) {
+		if (i)
+			jd_buf_addc(&b, ',');
+		jd_buf_printf(&b, "{\"name\":\"%s\",\"enabled\":%s,", ex->name,
+			      ex->enabled ? "true" : "false");
+		if (!ex->enabled) {
+			jd_buf_adds(&b, "\"reason\":");
+			jd_buf_json_str(&b, ex->disabled_reason);
+			jd_buf_addc(&b, ',');
+		}
+		ex->ops->describe(ex, &b);
+		jd_buf_printf(&b, ",\"queued\":%zu,\"running\":%u}", jd_heap_len(&ex->queue),
+			      ex->running);
+	}
+	jd_buf_adds(&b, "]}");
+	reply_json(r, 200, &b);
+}
+
+static void write_exec_list(struct jd_buf *b, unsigned bits)
+{
+	int first = 1;
+	jd_buf_addc(b, '[');
+	for (unsigned bit = JD_EXEC_THREAD; bit <= JD_EXEC_OPENCL; bit <<= 1) {
+		if (!(bits & bit))
+			continue;
+		if (!first)
+			jd_buf_addc(b, ',');
+		jd_buf_printf(b, "\"%s\"", jd_exec_name(bit));
+		first = 0;
+	}
+	jd_buf_addc(b, ']');
+}
+
+static void h_tasks(struct jd_api *api, struct jd_req *r, const char *id)
+{
+	struct jd_buf b;
+	unsigned avail = jd_sched_available(api->sched);
+	(void)id;
+	jd_buf_init(&b, 4096);
+	jd_buf_adds(&b, "{\"tasks\":[");
+	for (const struct jd_task *t = jd_builtin_tasks; t->name; t++) {
+		if (t != jd_builtin_tasks)
+			jd_buf_addc(&b, ',');
+		jd_buf_adds(&b, "{\"name\":");
+		jd_buf_json_str(&b, t->name);
+		jd_buf_adds(&b, ",\"summary\":");
+		jd_buf_json_str(&b, t->summary ? t->summary : "");
+		jd_buf_adds(&b, ",\"executors\":");
+		write_exec_list(&b, t->executors & avail);
+		jd_buf_adds(&b, ",\"preferred\":");
+		jd_buf_json_str(&b, jd_exec_name(t->preferred));
+		jd_buf_adds(&b, ",\"params\":[");
+		for (const struct jd_param *p = t->params; p && p->name; p++) {
+			if (p != t->params)
+				jd_buf_addc(&b, ',');
+			jd_buf_adds(&b, "{\"name\":");
+			jd_buf_json_str(&b, p->name);
+			jd_buf_adds(&b, ",\"type\":");
+			jd_buf_json_str(&b, p->type ? p->type : "any");
+			jd_buf_printf(&b, ",\"required\":%s,\"help\":",
+				      p->required ? "true" : "false");
+			jd_buf_json_str(&b, p->help ? p->help : "");
+			jd_buf_addc(&b, '}');
+		}
+		jd_buf_adds(&b, "],\"result\":");
+		jd_buf_json_str(&b, t->result ? t->result : "");
+		jd_buf_addc(&b, '}');
+	}
+	jd_buf_adds(&b, "]}");
+	reply_json(r, 200, &b);
+}
+
+static void h_health(struct jd_api *api, struct jd_req *r, const char *id)
+{
+	struct jd_buf b;
+	struct jd_sched_stats st;
+	int draining = jd_sched_draining(api->sched);
+	(void)id;
+	jd_sched_stats(api->sched, &st);
+	jd_buf_init(&b, 256);
+	jd_buf_printf(&b,
+		      "{\"status\":\"%s\",\"version\":\"%s\",\"commit\":\"%s\",\"uptime\":%.3f,"
+		      "\"draining\":%s,\"jobs\":{\"queued\":%llu,\"running\":%llu,"
+		      "\"total\":%llu}}",
+		      draining ? "draining" : "ok", JOBD_VERSION, JOBD_GIT,
+		      (double)(jd_mono_us() - api->started_mono) / 1e6,
+		      draining ? "true" : "false", (unsigned long long)st.queued,
+		      (unsigned long long)st.running, (unsigned long long)st.total);
+	reply_json(r, draining ? 503 : 200, &b);
+	if (draining)
+		jd_req_add_header(r, "Retry-After", "5");
+}

@@ -1,0 +1,399 @@
+/*
+ * config.c - the configuration table and its INI and flag parsers.
+ *
+ * Main thread, before the loop starts (and on reload, into a fresh struct).
+ * The table below is the only place a key is described: the INI parser,
+ * the flags, --help, the example config and the docs all come from it.
+ */
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "daemon/config.h"
+
+#define KEY(sec, nm, ty, def, mn, mx, rel, hlp)                                            \
+	{ sec, #nm, ty, offsetof(struct jd_config, nm), def, mn, mx, rel, hlp }
+
+const struct jd_config_key jd_config_keys[] = {
+	KEY("server", listen, JD_CFG_STRING, "127.0.0.1:7070", 0, 0, 0,
+	    "Address to listen on: HOST:PORT (IPv6 as [::1]:PORT). Port 0 picks a free port."),
+	KEY("server", state_dir, JD_CFG_STRING, "/var/lib/jobd", 0, 0, 0,
+	    "Directory for jobd's state (job output, the store in later versions)."),
+	KEY("server", log_level, JD_CFG_LOGLEVEL, "info", 0, 0, 1,
+	    "Least severe level logged: error, warning, notice, info or debug."),
+	KEY("server", max_body, JD_CFG_BYTES, "16M", 1024, 1024.0 * 1024 * 1024, 1,
+	    "Largest request body accepted; larger ones get 413 before being read. Suffixes K, M, G."),
+	KEY("server", max_connections, JD_CFG_INT, "1024", 4, 1000000, 0,
+	    "Most client connections open at once."),
+	KEY("server", max_connections_per_ip, JD_CFG_INT, "0", 0, 1000000, 0,
+	    "Most connections from one IP address; 0 for no limit."),
+	KEY("server", connection_timeout, JD_CFG_SECONDS, "60", 1, 86400, 0,
+	    "Seconds a connection may stay idle before it is closed."),
+	KEY("server", max_wait, JD_CFG_SECONDS, "300", 0, 86400, 1,
+	    "Longest ?wait= a client may ask for; longer waits are cut to this."),
+	KEY("jobs", max_queued, JD_CFG_INT, "100000", 1, 100000000, 1,
+	    "Most jobs waiting to run; beyond it submissions get 429 with Retry-After."),
+	KEY("jobs", default_timeout, JD_CFG_SECONDS, "0", 0, 31536000, 1,
+	    "Timeout of a job that sets none, in seconds of running; 0 for none."),
+	KEY("jobs", shutdown_grace, JD_CFG_SECONDS, "10", 0, 86400, 1,
+	    "On SIGTERM, seconds running jobs get to finish before they are stopped."),
+	KEY("thread", threads, JD_CFG_INT, "0", 0, 4096, 0,
+	    "Threads in the thread executor; 0 for one per CPU core."),
+	{ NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL },
+};
+
+void jd_config_errors_add(struct jd_config_errors *errs, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	char **nm = realloc(errs->msg, (errs->n + 1) * sizeof(*nm));
+	char *copy = strdup(buf);
+	if (!nm || !copy) {
+		free(copy);
+		if (nm)
+			errs->msg = nm;
+		return; /* out of memory while reporting: drop the message */
+	}
+	errs->msg = nm;
+	errs->msg[errs->n++] = copy;
+}
+
+void jd_config_errors_cleanup(struct jd_config_errors *errs)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		free(errs->msg[i]);
+	free(errs->msg);
+	errs->msg = NULL;
+	errs->n = 0;
+}
+
+const struct jd_config_key *jd_config_find(const char *name)
+{
+	char norm[64];
+	const char *dot = strchr(name, '.');
+	const char *sec = NULL;
+	size_t seclen = 0;
+
+	if (dot) {
+		sec = name;
+		seclen = (size_t)(dot - name);
+		name = dot + 1;
+	}
+	if (strlen(name) >= sizeof(norm))
+		return NULL;
+	for (size_t i = 0;; i++) {
+		norm[i] = name[i] == '-' ? '_' : name[i];
+		if (!name[i])
+			break;
+	}
+	for (const struct jd_config_key *k = jd_config_keys; k->name; k++) {
+		if (strcmp(k->name, norm) != 0)
+			continue;
+		if (sec && (strlen(k->section) != seclen || strncmp(k->section, sec, seclen) != 0))
+			continue;
+		return k;
+	}
+	return NULL;
+}
+
+static int parse_number(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || !isfinite(v))
+		return -EINVAL;
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_bytes(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || !isfinite(v) || v < 0)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case 'K': v *= 1024; end++; break;
+	case 'M': v *= 1024 * 1024; end++; break;
+	case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
+	default: break;
+	}
+	if (toupper((unsigned char)*end) == 'B' || (*end == 'i' && toupper((unsigned char)end[1]) == 'B'))
+		end += *end == 'i' ? 2 : 1;
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int set_key(struct jd_config *cfg, const struct jd_config_key *k, const char *value,
+		   const char *where, struct jd_config_errors *errs)
+{
+	void *field = (char *)cfg + k->offset;
+	double v;
+
+	switch (k->type) {
+	case JD_CFG_STRING: {
+		char *copy = strdup(value);
+		if (!copy)
+			return -ENOMEM;
+		free(*(char **)field);
+		*(char **)field = copy;
+		return 0;
+	}
+	case JD_CFG_LOGLEVEL:
+		if (jd_log_level_parse(value, (enum jd_log_level *)field) < 0) {
+			jd_config_errors_add(errs,
+					     "%s: %s must be one of error, warning, notice, info, "
+					     "debug, not \"%s\"",
+					     where, k->name, value);
+			return -EINVAL;
+		}
+		return 0;
+	case JD_CFG_INT:
+		if (parse_number(value, &v) < 0 || v != floor(v)) {
+			jd_config_errors_add(errs, "%s: %s must be a whole number, not \"%s\"", where,
+					     k->name, value);
+			return -EINVAL;
+		}
+		break;
+	case JD_CFG_SECONDS:
+		if (parse_number(value, &v) < 0) {
+			jd_config_errors_add(errs, "%s: %s must be a number of seconds, not \"%s\"",
+					     where, k->name, value);
+			return -EINVAL;
+		}
+		break;
+	case JD_CFG_BYTES:
+		if (parse_bytes(value, &v) < 0) {
+			jd_config_errors_add(errs,
+					     "%s: %s must be a size in bytes (suffix K, M or G), "
+					     "not \"%s\"",
+					     where, k->name, value);
+			return -EINVAL;
+		}
+		break;
+	}
+	if (v < k->min || v > k->max) {
+		jd_config_errors_add(errs, "%s: %s must be between %.15g and %.15g, not %s", where,
+				     k->name, k->min, k->max, value);
+		return -EINVAL;
+	}
+	if (k->type == JD_CFG_SECONDS)
+		*(double *)field = v;
+	else
+		*(int64_t *)field = (int64_t)v;
+	return 0;
+}
+
+void jd_config_init(struct jd_config *cfg)
+{
+	struct jd_config_errors errs = { 0 };
+	memset(cfg, 0, sizeof(*cfg));
+	for (const struct jd_config_key *k = jd_config_keys; k->name; k++) {
+		/* A default that does not parse is a bug in the table. */
+		int r = set_key(cfg, k, k->def, "default", &errs);
+		assert(r == 0);
+		(void)r;
+	}
+	jd_config_errors_cleanup(&errs);
+}
+
+void jd_config_cleanup(struct jd_config *cfg)
+{
+	for (const struct jd_config_key *k = jd_config_keys; k->name; k++) {
+		if (k->type == JD_CFG_STRING) {
+			char **p = (char **)((char *)cfg + k->offset);
+			free(*p);
+			*p = NULL;
+		}
+	}
+}
+
+int jd_config_set(struct jd_config *cfg, const char *key, const char *value, const char *origin,
+		  struct jd_config_errors *errs)
+{
+	const struct jd_config_key *k = jd_config_find(key);
+	if (!k) {
+		jd_config_errors_add(errs, "%s: unknown key \"%s\"", origin, key);
+		return -EINVAL;
+	}
+	return set_key(cfg, k, value, origin, errs);
+}
+
+/* Reading the file through our own line reader lets us know the line number
+ * of every key (inih's handler is not told it) and report every syntax
+ * error, not just the first. */
+struct file_state {
+	FILE *f;
+	const char *path;
+	int line;
+	struct jd_config *cfg;
+	struct jd_config_errors *errs;
+	int failed;
+};
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static char *reader(char *str, int num, void *stream)
+{
+	struct file_state *st = stream;
+	if (!fgets(str, num, st->f))
+		return NULL;
+	st->line++;
+	size_t len = strlen(str);
+	if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(st->f)) {
+		jd_config_errors_add(st->errs, "%s:%d: line too long", st->path, st->line);
+		st->failed = 1;
+		int c;
+		while ((c = fgetc(st->f)) != EOF && c != '\n')
+			;
+		str[0] = '\0';
+		return str;
+	}
+	char tmp[512];
+	snprintf(tmp, sizeof(tmp), "%s", str);
+	char *t = trim(tmp);
+	if (*t == '\0' || *t == ';' || *t == '#')
+		return str;
+	if (*t == '[') {
+		size_t tl = strlen(t);
+		if (t[tl - 1] != ']') {
+			jd_config_errors_add(st->errs, "%s:%d: section header must end with ']'",
+					     st->path, st->line);
+			st->failed = 1;
+			str[0] = '\0';
+			return str;
+		}
+		t[tl - 1] = '\0';
+		char *name = trim(t + 1);
+		for (const struct jd_config_key *k = jd_config_keys; k->name; k++)
+			if (strcmp(k->section, name) == 0)
+				return str;
+		jd_config_errors_add(st->errs, "%s:%d: unknown section [%s]", st->path, st->line,
+				     name);
+		st->failed = 1;
+		return str;
+	}
+	if (!strchr(t, '=')) {
+		jd_config_errors_add(st->errs, "%s:%d: expected 'key = value', got \"%s\"", st->path,
+				     st->line, t);
+		st->failed = 1;
+		str[0] = '\0';
+	}
+	return str;
+}
+
+static int on_ini_value(void *user, const char *section, const char *name, const char *value)
+{
+	struct file_state *st = user;
+	char where[512];
+	snprintf(where, sizeof(where), "%s:%d", st->path, st->line);
+
+	const struct jd_config_key *k = jd_config_find(name);
+	if (!k) {
+		jd_config_errors_add(st->errs, "%s: unknown key \"%s\"", where, name);
+		st->failed = 1;
+		return 1;
+	}
+	if (strcmp(k->section, section) != 0) {
+		jd_config_errors_add(st->errs, "%s: key \"%s\" belongs in section [%s], not [%s]",
+				     where, name, k->section, section);
+		st->failed = 1;
+		return 1;
+	}
+	if (set_key(st->cfg, k, value, where, st->errs) < 0)
+		st->failed = 1;
+	return 1;
+}
+
+int jd_config_load_file(struct jd_config *cfg, const char *path, struct jd_config_errors *errs)
+{
+	struct file_state st = { .path = path, .cfg = cfg, .errs = errs };
+	st.f = fopen(path, "re");
+	if (!st.f) {
+		int e = errno;
+		jd_config_errors_add(errs, "%s: cannot open: %s", path, strerror(e));
+		return -e;
+	}
+	int r = ini_parse_stream(reader, &st, on_ini_value, &st);
+	fclose(st.f);
+	if (r > 0 && !st.failed) {
+		jd_config_errors_add(errs, "%s:%d: syntax error", path, r);
+		st.failed = 1;
+	}
+	return st.failed ? -EINVAL : 0;
+}
+
+int jd_config_finish(struct jd_config *cfg, struct jd_config_errors *errs)
+{
+	int bad = 0;
+	if (cfg->threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		cfg->threads = n > 0 ? n : 1;
+	}
+	if (!cfg->listen || !*cfg->listen) {
+		jd_config_errors_add(errs, "listen: must not be empty");
+		bad = 1;
+	}
+	if (!cfg->state_dir || !*cfg->state_dir) {
+		jd_config_errors_add(errs, "state_dir: must not be empty");
+		bad = 1;
+	}
+	return bad ? -EINVAL : 0;
+}
+
+void jd_config_write_example(FILE *f)
+{
+	const char *section = NULL;
+	fprintf(f, "# jobd.conf - configuration of jobd, the job-scheduling daemon.\n"
+		   "#\n"
+		   "# Every key is shown with its default, commented out. Every key can also\n"
+		   "# be given on the command line as --key-name VALUE, which wins over this\n"
+		   "# file. Keys marked (reloadable) change on SIGHUP without a restart.\n"
+		   "# Check a file with: jobd -c FILE --check-config\n");
+	for (const struct jd_config_key *k = jd_config_keys; k->name; k++) {
+		if (!section || strcmp(section, k->section) != 0) {
+			section = k->section;
+			fprintf(f, "\n[%s]\n", section);
+		}
+		fprintf(f, "\n# %s%s\n;%s = %s\n", k->help, k->reloadable ? " (reloadable)" : "",
+			k->name, k->def);
+	}
+}
+
+void jd_config_write_flags_help(FILE *f)
+{
+	for (const struct jd_config_key *k = jd_config_keys; k->name; k++) {
+		char flag[64];
+		size_t i;
+		for (i = 0; k->name[i] && i < sizeof(flag) - 1; i++)
+			flag[i] = k->name[i] == '_' ? '-' : k->name[i];
+		flag[i] = '\0';
+		fprintf(f, "  --%-24s %s (default %s)\n", flag, k->help, k->def);
+	}
+}

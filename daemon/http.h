@@ -1,0 +1,76 @@
+/*
+ * http.h - libmicrohttpd driven by the libevent loop, and the request
+ * object handlers work with.
+ *
+ * Loop thread only. MHD runs in external-epoll mode: its epoll fd is a
+ * libevent read event, MHD_run is called when it fires, and MHD's own
+ * timeout is a libevent timer. A handler answers at once with one of the
+ * jd_req_reply_* functions, or later (long-poll): when it returns without a
+ * reply the connection is suspended, and the reply, whenever it comes,
+ * resumes it.
+ */
+#ifndef JD_HTTP_H
+#define JD_HTTP_H
+
+#include <stddef.h>
+
+#include "daemon/buf.h"
+#include "daemon/config.h"
+
+struct event_base;
+struct MHD_Connection;
+struct jd_http;
+
+enum jd_method { JD_GET = 1, JD_POST = 2, JD_PUT = 4, JD_DELETE = 8, JD_HEAD = 16, JD_OTHER = 32 };
+
+struct jd_req {
+	struct jd_http *http;
+	struct MHD_Connection *conn;
+	enum jd_method method;
+	const char *url; /* path, without the query string */
+	char *body;      /* NUL-terminated, may be NULL when empty */
+	size_t body_len;
+	/* Handler state for requests answered later: called once if the
+	 * client goes away (or jobd stops) before the reply, so the handler
+	 * can drop its waiters and timers. The request is freed after. */
+	void (*on_abort)(struct jd_req *r);
+	void *data;
+	/* private to http.c */
+	int too_large, suspended, replied, closed;
+	unsigned status;
+	struct MHD_Response *resp;
+};
+
+typedef void (*jd_http_handler_fn)(struct jd_req *r, void *arg);
+
+/* Start serving on the listening socket `fd` (ownership passes). */
+struct jd_http *jd_http_new(struct event_base *base, const struct jd_config *cfg, int fd,
+			    jd_http_handler_fn handler, void *arg);
+/* Stop accepting new connections (existing ones go on). */
+void jd_http_quiesce(struct jd_http *h);
+void jd_http_free(struct jd_http *h);
+void jd_http_set_config(struct jd_http *h, const struct jd_config *cfg);
+
+/* Open a listening socket for "HOST:PORT" ([v6]:PORT). Returns the fd or a
+ * negative errno, with a message in err. `bound` gets "http://HOST:PORT"
+ * with the real port. */
+int jd_http_listen(const char *addr, char *bound, size_t boundlen, char *err, size_t errlen);
+
+/* Request accessors. */
+const char *jd_req_query(struct jd_req *r, const char *name);
+const char *jd_req_header(struct jd_req *r, const char *name);
+/* Call fn for every query argument named `name` (repeatable ones). */
+void jd_req_query_each(struct jd_req *r, const char *name,
+		       void (*fn)(void *arg, const char *value), void *arg);
+
+/* Replies: each takes ownership of what it is given. Exactly one per
+ * request. Safe to call from any loop callback, also after a suspension. */
+void jd_req_reply_buf(struct jd_req *r, unsigned status, struct jd_buf *body,
+		      const char *content_type);
+void jd_req_add_header(struct jd_req *r, const char *name, const char *value);
+/* RFC 9457 problem. `field` may be NULL; `extra` (may be NULL) is a raw
+ * JSON fragment of further members without braces. */
+void jd_req_problem(struct jd_req *r, unsigned status, const char *type, const char *title,
+		    const char *field, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+#endif

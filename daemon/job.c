@@ -1,0 +1,353 @@
+/*
+ * job.c - job records: validation of submitted JSON, and JSON output.
+ *
+ * Validation runs on the loop thread for every submission, so it is
+ * strict but cheap: it checks shapes and bounds and leaves the decoding of
+ * large arrays to the executor that runs the task.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/heap.h"
+#include "daemon/job.h"
+#include "daemon/timeutil.h"
+#include "workers/tasks.h"
+
+static const char *const state_names[JD_STATE_COUNT] = {
+	[JD_QUEUED] = "queued",		[JD_RUNNING] = "running",     [JD_SUCCEEDED] = "succeeded",
+	[JD_FAILED] = "failed",		[JD_TIMED_OUT] = "timed_out", [JD_CANCELLED] = "cancelled",
+};
+
+const char *jd_state_name(enum jd_state s)
+{
+	return (unsigned)s < JD_STATE_COUNT ? state_names[s] : "unknown";
+}
+
+int jd_state_parse(const char *name, enum jd_state *out)
+{
+	for (int i = 0; i < JD_STATE_COUNT; i++) {
+		if (strcmp(name, state_names[i]) == 0) {
+			*out = (enum jd_state)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+void jd_job_free(struct jd_job *job)
+{
+	if (!job)
+		return;
+	free(job->params);
+	free(job->labels);
+	free(job->result);
+	free(job->error);
+	free(job);
+}
+
+static const char *json_type_name(const cJSON *v)
+{
+	if (cJSON_IsObject(v))
+		return "an object";
+	if (cJSON_IsArray(v))
+		return "an array";
+	if (cJSON_IsString(v))
+		return "a string";
+	if (cJSON_IsNumber(v))
+		return "a number";
+	if (cJSON_IsBool(v))
+		return "a boolean";
+	if (cJSON_IsNull(v))
+		return "null";
+	return "invalid";
+}
+
+static int check_labels(const cJSON *v, struct jd_job *job, struct jd_error *err)
+{
+	if (!cJSON_IsObject(v))
+		return jd_error_set(err, "invalid_field", "labels",
+				    "must be an object of string values, not %s", json_type_name(v));
+	struct jd_buf b;
+	int n = 0;
+	jd_buf_init(&b, 64);
+	jd_buf_addc(&b, '{');
+	for (const cJSON *l = v->child; l; l = l->next) {
+		char field[96];
+		snprintf(field, sizeof(field), "labels.%.80s", l->string);
+		if (++n > JD_MAX_LABELS) {
+			jd_buf_cleanup(&b);
+			return jd_error_set(err, "invalid_field", "labels",
+					    "at most %d labels are allowed", JD_MAX_LABELS);
+		}
+		if (!cJSON_IsString(l)) {
+			jd_buf_cleanup(&b);
+			return jd_error_set(err, "invalid_field", field,
+					    "label values must be strings, not %s",
+					    json_type_name(l));
+		}
+		size_t kl = strlen(l->string), vl = strlen(l->valuestring);
+		if (kl == 0 || kl > JD_MAX_LABEL_KEY || vl > JD_MAX_LABEL_VALUE) {
+			jd_buf_cleanup(&b);
+			return jd_error_set(err, "invalid_field", field,
+					    "label keys must be 1..%d bytes and values at most "
+					    "%d bytes",
+					    JD_MAX_LABEL_KEY, JD_MAX_LABEL_VALUE);
+		}
+		for (const cJSON *o = v->child; o != l; o = o->next) {
+			if (strcmp(o->string, l->string) == 0) {
+				jd_buf_cleanup(&b);
+				return jd_error_set(err, "invalid_field", field,
+						    "label given twice");
+			}
+		}
+		if (n > 1)
+			jd_buf_addc(&b, ',');
+		jd_buf_json_strn(&b, l->string, kl);
+		jd_buf_addc(&b, ':');
+		jd_buf_json_strn(&b, l->valuestring, vl);
+	}
+	jd_buf_addc(&b, '}');
+	if (n == 0) {
+		jd_buf_cleanup(&b);
+		return 0;
+	}
+	job->labels = jd_buf_steal(&b, NULL);
+	return job->labels ? 0 : -ENOMEM;
+}
+
+int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout,
+		     struct jd_job **out, struct jd_error *err)
+{
+	const cJSON *task = NULL, *executor = NULL, *params = NULL, *priority = NULL,
+		    *timeout = NULL, *labels = NULL;
+	struct jd_job *job;
+	int r;
+
+	*out = NULL;
+	if (!cJSON_IsObject(body))
+		return jd_error_set(err, "invalid_body", "", "the body must be a JSON object, not %s",
+				    json_type_name(body));
+	for (const cJSON *f = body->child; f; f = f->next) {
+		const cJSON **slot = NULL;
+		if (strcmp(f->string, "task") == 0)
+			slot = &task;
+		else if (strcmp(f->string, "executor") == 0)
+			slot = &executor;
+		else if (strcmp(f->string, "params") == 0)
+			slot = &params;
+		else if (strcmp(f->string, "priority") == 0)
+			slot = &priority;
+		else if (strcmp(f->string, "timeout") == 0)
+			slot = &timeout;
+		else if (strcmp(f->string, "labels") == 0)
+			slot = &labels;
+		if (!slot)
+			return jd_error_set(err, "unknown_field", f->string,
+					    "unknown field \"%.60s\" (known: task, executor, params, "
+					    "priority, timeout, labels)",
+					    f->string);
+		if (*slot)
+			return jd_error_set(err, "invalid_field", f->string,
+					    "field given more than once");
+		*slot = f;
+	}
+
+	if (!task)
+		return jd_error_set(err, "missing_field", "task", "the task to run is required");
+	if (!cJSON_IsString(task))
+		return jd_error_set(err, "invalid_field", "task", "must be a string, not %s",
+				    json_type_name(task));
+	const struct jd_task *t = jd_task_find(task->valuestring);
+	if (!t)
+		return jd_error_set(err, "unknown_task", "task",
+				    "unknown task \"%.60s\" (GET /v1/tasks lists them)",
+				    task->valuestring);
+
+	unsigned exec = t->preferred;
+	if (executor && !cJSON_IsNull(executor)) {
+		if (!cJSON_IsString(executor))
+			return jd_error_set(err, "invalid_field", "executor",
+					    "must be a string, not %s", json_type_name(executor));
+		if (strcmp(executor->valuestring, "auto") != 0) {
+			exec = jd_exec_from_name(executor->valuestring);
+			if (!exec)
+				return jd_error_set(err, "invalid_field", "executor",
+						    "must be thread, process, opencl or auto, not "
+						    "\"%.40s\"",
+						    executor->valuestring);
+			if (!(t->executors & exec))
+				return jd_error_set(err, "invalid_field", "executor",
+						    "task %s cannot run on the %s executor",
+						    t->name, jd_exec_name(exec));
+		}
+	}
+	if (!(avail & exec)) {
+		/* auto: fall back to any enabled executor the task supports. */
+		unsigned any = t->executors & avail;
+		if (executor && cJSON_IsString(executor) &&
+		    strcmp(executor->valuestring, "auto") != 0)
+			any = 0;
+		if (!any)
+			return jd_error_set(err, "executor_unavailable", "executor",
+					    "the %s executor is not enabled in this jobd",
+					    jd_exec_name(exec));
+		exec = any & -any;
+	}
+
+	int prio = 0;
+	if (priority && !cJSON_IsNull(priority)) {
+		double p = cJSON_IsNumber(priority) ? priority->valuedouble : NAN;
+		if (!(p >= -100 && p <= 100) || p != floor(p))
+			return jd_error_set(err, "invalid_field", "priority",
+					    "must be a whole number from -100 to 100");
+		prio = (int)p;
+	}
+
+	double tmo = default_timeout;
+	if (timeout && !cJSON_IsNull(timeout)) {
+		double v = cJSON_IsNumber(timeout) ? timeout->valuedouble : NAN;
+		if (!(v >= 0 && v <= 31536000))
+			return jd_error_set(err, "invalid_field", "timeout",
+					    "must be a number of seconds from 0 to 31536000 "
+					    "(0 for none)");
+		tmo = v;
+	}
+
+	if (params && !cJSON_IsNull(params) && !cJSON_IsObject(params))
+		return jd_error_set(err, "invalid_field", "params", "must be an object, not %s",
+				    json_type_name(params));
+	cJSON *empty = NULL;
+	if (!params || cJSON_IsNull(params)) {
+		empty = cJSON_CreateObject();
+		if (!empty)
+			return -ENOMEM;
+		params = empty;
+	}
+	if (t->check && (r = t->check(params, err)) < 0) {
+		cJSON_Delete(empty);
+		if (!err->field[0])
+			snprintf(err->field, sizeof(err->field), "params");
+		if (!err->type[0])
+			snprintf(err->type, sizeof(err->type), "invalid_params");
+		return r;
+	}
+
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		cJSON_Delete(empty);
+		return -ENOMEM;
+	}
+	job->task = t;
+	job->executor = (uint8_t)exec;
+	job->priority = (int8_t)prio;
+	job->timeout = tmo;
+	job->worker = -1;
+	job->qslot = JD_HEAP_NONE;
+	job->deadline.slot = JD_HEAP_NONE;
+	job->params = jd_json_print(params);
+	cJSON_Delete(empty);
+	if (!job->params) {
+		jd_job_free(job);
+		return -ENOMEM;
+	}
+	if (labels && !cJSON_IsNull(labels) && (r = check_labels(labels, job, err)) < 0) {
+		jd_job_free(job);
+		return r;
+	}
+	*out = job;
+	return 0;
+}
+
+void jd_job_set_error(struct jd_job *job, const char *type, const char *msg)
+{
+	struct jd_buf b;
+	jd_buf_init(&b, 64 + strlen(msg));
+	jd_buf_adds(&b, "{\"type\":");
+	jd_buf_json_str(&b, type);
+	jd_buf_adds(&b, ",\"message\":");
+	jd_buf_json_str(&b, msg);
+	jd_buf_addc(&b, '}');
+	free(job->error);
+	job->error = jd_buf_steal(&b, NULL);
+}
+
+static void write_time(struct jd_buf *b, const char *name, int64_t us)
+{
+	jd_buf_adds(b, name);
+	if (!us) {
+		jd_buf_adds(b, "null");
+		return;
+	}
+	char t[JD_TIME_STRLEN];
+	jd_time_format(us, t);
+	jd_buf_addc(b, '"');
+	jd_buf_adds(b, t);
+	jd_buf_addc(b, '"');
+}
+
+void jd_job_write(const struct jd_job *job, struct jd_buf *b)
+{
+	char id[JD_ID_STRLEN];
+	jd_id_format(&job->id, id);
+	jd_buf_adds(b, "{\"id\":\"");
+	jd_buf_adds(b, id);
+	jd_buf_adds(b, "\",\"task\":");
+	jd_buf_json_str(b, job->task->name);
+	jd_buf_adds(b, ",\"executor\":\"");
+	jd_buf_adds(b, jd_exec_name(job->executor));
+	jd_buf_adds(b, "\",\"params\":");
+	jd_buf_adds(b, job->params);
+	jd_buf_printf(b, ",\"priority\":%d,\"timeout\":", job->priority);
+	if (job->timeout > 0)
+		jd_buf_json_num(b, job->timeout);
+	else
+		jd_buf_adds(b, "null");
+	jd_buf_adds(b, ",\"labels\":");
+	jd_buf_adds(b, job->labels ? job->labels : "{}");
+	jd_buf_adds(b, ",\"state\":\"");
+	jd_buf_adds(b, jd_state_name(job->state));
+	jd_buf_printf(b, "\",\"attempt\":%u", job->attempt);
+	write_time(b, ",\"created_at\":", job->created_at);
+	write_time(b, ",\"started_at\":", job->started_at);
+	write_time(b, ",\"finished_at\":", job->finished_at);
+	jd_buf_adds(b, ",\"worker\":");
+	if (job->worker >= 0)
+		jd_buf_printf(b, "\"%s-%d\"", jd_exec_name(job->executor), job->worker);
+	else
+		jd_buf_adds(b, "null");
+	jd_buf_adds(b, ",\"result\":");
+	jd_buf_adds(b, job->result ? job->result : "null");
+	jd_buf_adds(b, ",\"error\":");
+	jd_buf_adds(b, job->error ? job->error : "null");
+	jd_buf_addc(b, '}');
+}
+
+int jd_job_has_label(const struct jd_job *job, const char *key, const char *value)
+{
+	if (!job->labels)
+		return 0;
+	/* Labels are stored in our own compact form {"k":"v",...}: inside a
+	 * string every quote is escaped, so `"k":"v"` preceded by { or , and
+	 * followed by , or } can only be a whole pair. */
+	struct jd_buf pat;
+	jd_buf_init(&pat, 64);
+	jd_buf_json_str(&pat, key);
+	jd_buf_addc(&pat, ':');
+	jd_buf_json_str(&pat, value);
+	char *needle = jd_buf_steal(&pat, NULL);
+	int found = 0;
+	if (!needle)
+		return 0;
+	size_t nl = strlen(needle);
+	for (const char *p = job->labels; (p = strstr(p, needle)) != NULL; p++) {
+		if ((p[-1] == '{' || p[-1] == ',') && (p[nl] == ',' || p[nl] == '}')) {
+			found = 1;
+			break;
+		}
+	}
+	free(needle);
+	return found;
+}

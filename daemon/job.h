@@ -1,0 +1,99 @@
+/*
+ * job.h - the job record, its states, and its two translations: request
+ * JSON -> validated job (jd_job_from_json) and job -> JSON (jd_job_write).
+ *
+ * Jobs are owned by the scheduler (daemon/sched.c) and touched on the loop
+ * thread only; an executor may read a running job's immutable fields
+ * (id, task, params) from its own threads.
+ */
+#ifndef JD_JOB_H
+#define JD_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include <jobd/task.h>
+
+#include "daemon/buf.h"
+#include "daemon/id.h"
+
+enum jd_state {
+	JD_QUEUED,
+	JD_RUNNING,
+	JD_SUCCEEDED,
+	JD_FAILED,
+	JD_TIMED_OUT,
+	JD_CANCELLED,
+	JD_STATE_COUNT
+};
+
+static inline int jd_state_terminal(enum jd_state s)
+{
+	return s >= JD_SUCCEEDED;
+}
+
+const char *jd_state_name(enum jd_state s);
+int jd_state_parse(const char *name, enum jd_state *out); /* 0 or -EINVAL */
+
+/* A deadline in the scheduler's heap (daemon/sched.c). */
+struct jd_timer {
+	int64_t when; /* CLOCK_MONOTONIC µs */
+	size_t slot;  /* heap position, JD_HEAP_NONE when not armed */
+	void (*cb)(struct jd_timer *t);
+	void *arg;
+};
+
+struct jd_waiter;
+
+/* Kept compact: a million queued jobs should cost well under 1 KiB each
+ * (params excluded). Strings are compact JSON text, owned by the job. */
+struct jd_job {
+	struct jd_id id;
+	const struct jd_task *task;
+	uint8_t executor; /* one JD_EXEC_* bit */
+	uint8_t state;    /* enum jd_state */
+	int8_t priority;
+	uint8_t running_in_executor; /* executor still holds it (even if terminal) */
+	uint32_t attempt;
+	int32_t worker; /* executor slot, -1 before it ran */
+	double timeout; /* seconds of running, 0 for none */
+	uint64_t seq;   /* submission order, FIFO within a priority */
+	int64_t created_at, started_at, finished_at; /* realtime µs, 0 = not yet */
+	char *params;
+	char *labels; /* compact JSON object or NULL */
+	char *result; /* compact JSON or NULL */
+	char *error;  /* compact JSON {"type","message"} or NULL */
+	size_t qslot; /* position in its executor's queue heap */
+	struct jd_timer deadline;
+	struct jd_waiter *waiters;
+	struct jd_job *hnext;         /* hash chain */
+	struct jd_job *newer, *older; /* creation order, for listing */
+	void *exec_data;
+};
+
+/* Limits a job spec must respect (sizes a client controls). */
+#define JD_MAX_LABELS 64
+#define JD_MAX_LABEL_KEY 128
+#define JD_MAX_LABEL_VALUE 1024
+
+/* Validate a submitted job body (already parsed) and build a job. `avail`
+ * is the set of JD_EXEC_* bits enabled in this jobd. On success returns 0
+ * and *out is a new job (state queued, no id yet) owned by the caller. On
+ * error returns -EINVAL with err->field naming the offending field. */
+int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout,
+		     struct jd_job **out, struct jd_error *err);
+
+void jd_job_free(struct jd_job *job);
+
+/* Append the job object as JSON. */
+void jd_job_write(const struct jd_job *job, struct jd_buf *b);
+
+/* Set the job's error to {"type": type, "message": msg}. */
+void jd_job_set_error(struct jd_job *job, const char *type, const char *msg);
+
+/* Does the job carry label key=value? */
+int jd_job_has_label(const struct jd_job *job, const char *key, const char *value);
+
+#endif

@@ -1,0 +1,337 @@
+/*
+ * main.c - jobd: start-up, signals and shut-down.
+ *
+ * Main thread. Reads the configuration (defaults, then the file, then the
+ * flags), opens the listener, starts the executors and runs the one event
+ * loop that owns all job state until SIGTERM or SIGINT has drained it.
+ *
+ * Exit codes: 0 after a clean shut-down, 1 when jobd cannot start (the
+ * listener, the state directory, an executor), 2 for a bad command line,
+ * 78 (EX_CONFIG) for a bad configuration.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "daemon/api.h"
+#include "daemon/config.h"
+#include "daemon/http.h"
+#include "daemon/log.h"
+#include "daemon/sched.h"
+#include "daemon/store.h"
+#include "daemon/timeutil.h"
+#include "version.h"
+#include "workers/threads.h"
+
+#define DEFAULT_CONFIG "/etc/jobd/jobd.conf"
+
+enum { OPT_CHECK = 1000, OPT_FOREGROUND, OPT_EXAMPLE, OPT_KEY_BASE = 2000 };
+
+struct flag {
+	const char *key, *value;
+};
+
+struct daemon_state {
+	struct event_base *base;
+	struct jd_config cfg;
+	const char *config_path; /* NULL: none */
+	int config_explicit;
+	struct flag *flags;
+	size_t nflags;
+	struct jd_sched *sched;
+	struct jd_http *http;
+	struct jd_api api;
+	int stopping;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: jobd [-c FILE] [--check-config] [--KEY VALUE ...]\n"
+		"\n"
+		"jobd accepts jobs over HTTP and runs them on a pool of threads, answering\n"
+		"at once with a job ID that clients poll, wait on, or cancel.\n"
+		"\n"
+		"  -c, --config FILE          read FILE (default " DEFAULT_CONFIG
+		" if it exists)\n"
+		"      --check-config         check the configuration and exit: 0 when valid,\n"
+		"                             78 with every error as file:line: message\n"
+		"      --foreground           accepted for compatibility; jobd never forks\n"
+		"      --print-example-config print the example configuration and exit\n"
+		"  -h, --help                 this help\n"
+		"  -V, --version              print the version\n"
+		"\n"
+		"Every configuration key is also a flag (flags win over the file):\n");
+	jd_config_write_flags_help(f);
+}
+
+/* Load defaults, the file and the flags into cfg. 0, or -EINVAL with
+ * every problem printed. */
+static int load_config(struct daemon_state *ds, struct jd_config *cfg)
+{
+	struct jd_config_errors errs = { 0 };
+	jd_config_init(cfg);
+	if (ds->config_path)
+		jd_config_load_file(cfg, ds->config_path, &errs);
+	for (size_t i = 0; i < ds->nflags; i++) {
+		char origin[96];
+		snprintf(origin, sizeof(origin), "--%s", ds->flags[i].key);
+		for (char *p = origin; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		jd_config_set(cfg, ds->flags[i].key, ds->flags[i].value, origin, &errs);
+	}
+	jd_config_finish(cfg, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		jd_log_always(JD_LOG_ERROR, "%s", errs.msg[i]);
+	int bad = errs.n > 0;
+	jd_config_errors_cleanup(&errs);
+	return bad ? -EINVAL : 0;
+}
+
+static void on_drained(void *arg)
+{
+	struct daemon_state *ds = arg;
+	/* Give libmicrohttpd a moment to send the answers just made (long-polls
+	 * of jobs that ended in the drain), then leave the loop. */
+	struct timeval tv = { 0, 50000 };
+	jd_notice("all jobs stopped; exiting");
+	event_base_loopexit(ds->base, &tv);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon_state *ds = arg;
+	(void)what;
+	if (ds->stopping) {
+		jd_notice("second %s: exiting now", strsignal((int)sig));
+		event_base_loopbreak(ds->base);
+		return;
+	}
+	ds->stopping = 1;
+	struct jd_sched_stats st;
+	jd_sched_stats(ds->sched, &st);
+	jd_notice("%s: shutting down; %llu running job(s) get %g s to finish, %llu queued "
+		  "will be cancelled",
+		  strsignal((int)sig), (unsigned long long)st.running, ds->cfg.shutdown_grace,
+		  (unsigned long long)st.queued);
+	jd_http_quiesce(ds->http);
+	jd_sched_drain(ds->sched, ds->cfg.shutdown_grace, on_drained, ds);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon_state *ds = arg;
+	struct jd_config ncfg;
+	(void)sig;
+	(void)what;
+	jd_notice("SIGHUP: reloading configuration%s%s", ds->config_path ? " from " : "",
+		  ds->config_path ? ds->config_path : "");
+	if (load_config(ds, &ncfg) < 0) {
+		jd_err("reload failed: keeping the running configuration");
+		jd_config_cleanup(&ncfg);
+		return;
+	}
+	/* Copy what can change while running; the rest needs a restart. */
+	for (const struct jd_config_key *k = jd_config_keys; k->name; k++) {
+		if (!k->reloadable || k->type == JD_CFG_STRING)
+			continue;
+		size_t sz = k->type == JD_CFG_SECONDS	 ? sizeof(double)
+			    : k->type == JD_CFG_LOGLEVEL ? sizeof(enum jd_log_level)
+							 : sizeof(int64_t);
+		memcpy((char *)&ds->cfg + k->offset, (char *)&ncfg + k->offset, sz);
+	}
+	jd_log_set_level(ds->cfg.log_level);
+	jd_config_cleanup(&ncfg);
+	jd_notice("configuration reloaded");
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int parse_args(struct daemon_state *ds, int argc, char **argv, int *check)
+{
+	size_t nkeys = 0;
+	while (jd_config_keys[nkeys].name)
+		nkeys++;
+	struct option *opts = calloc(nkeys + 8, sizeof(*opts));
+	char **names = calloc(nkeys, sizeof(*names));
+	ds->flags = calloc((size_t)argc, sizeof(*ds->flags));
+	if (!opts || !names || !ds->flags)
+		abort();
+	size_t n = 0;
+	opts[n++] = (struct option){ "config", required_argument, NULL, 'c' };
+	opts[n++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK };
+	opts[n++] = (struct option){ "foreground", no_argument, NULL, OPT_FOREGROUND };
+	opts[n++] = (struct option){ "print-example-config", no_argument, NULL, OPT_EXAMPLE };
+	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	opts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
+	for (size_t i = 0; i < nkeys; i++) {
+		names[i] = strdup(jd_config_keys[i].name);
+		for (char *p = names[i]; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		opts[n++] = (struct option){ names[i], required_argument, NULL,
+					     OPT_KEY_BASE + (int)i };
+	}
+	int rc = 0, c;
+	while (rc == 0 && (c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			ds->config_path = optarg;
+			ds->config_explicit = 1;
+			break;
+		case OPT_CHECK: *check = 1; break;
+		case OPT_FOREGROUND: break;
+		case OPT_EXAMPLE:
+			jd_config_write_example(stdout);
+			rc = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			rc = 1;
+			break;
+		case 'V':
+			printf("jobd %s (%s)\n", JOBD_VERSION, JOBD_GIT);
+			rc = 1;
+			break;
+		default:
+			if (c >= OPT_KEY_BASE && c < OPT_KEY_BASE + (int)nkeys) {
+				ds->flags[ds->nflags++] = (struct flag){
+					jd_config_keys[c - OPT_KEY_BASE].name, optarg
+				};
+				break;
+			}
+			usage(stderr);
+			rc = -2;
+		}
+	}
+	if (rc == 0 && optind < argc) {
+		fprintf(stderr, "jobd: unexpected argument \"%s\"\n", argv[optind]);
+		rc = -2;
+	}
+	for (size_t i = 0; i < nkeys; i++)
+		free(names[i]);
+	free(names);
+	free(opts);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon_state ds = { 0 };
+	int check = 0, exit_code = 1;
+	struct jd_store *store = NULL;
+
+	jd_log_init();
+	int pr = parse_args(&ds, argc, argv, &check);
+	if (pr != 0) {
+		free(ds.flags);
+		return pr > 0 ? 0 : 2;
+	}
+	if (!ds.config_explicit && access(DEFAULT_CONFIG, F_OK) == 0)
+		ds.config_path = DEFAULT_CONFIG;
+	if (load_config(&ds, &ds.cfg) < 0) {
+		jd_config_cleanup(&ds.cfg);
+		free(ds.flags);
+		return JD_EXIT_CONFIG;
+	}
+	if (check) {
+		printf("configuration ok%s%s\n", ds.config_path ? ": " : "",
+		       ds.config_path ? ds.config_path : "");
+		jd_config_cleanup(&ds.cfg);
+		free(ds.flags);
+		return 0;
+	}
+	jd_log_set_level(ds.cfg.log_level);
+	jd_log_hook_libevent();
+	signal(SIGPIPE, SIG_IGN);
+
+	int r = mkdir_p(ds.cfg.state_dir);
+	if (r < 0) {
+		jd_err("cannot create state directory %s: %s", ds.cfg.state_dir, strerror(-r));
+		goto out;
+	}
+	char bound[128], err[256];
+	int fd = jd_http_listen(ds.cfg.listen, bound, sizeof(bound), err, sizeof(err));
+	if (fd < 0) {
+		jd_err("%s", err);
+		goto out;
+	}
+
+	evthread_use_pthreads();
+	ds.base = event_base_new();
+	store = ds.base ? jd_store_mem_new(ds.base) : NULL;
+	ds.sched = store ? jd_sched_new(ds.base, &ds.cfg, store) : NULL;
+	if (!ds.sched) {
+		jd_err("out of memory at start");
+		close(fd);
+		goto out;
+	}
+	struct jd_executor *threads = jd_threads_new(ds.base, (int)ds.cfg.threads);
+	if (!threads || jd_sched_add_executor(ds.sched, threads) < 0) {
+		jd_err("cannot start the thread executor");
+		close(fd);
+		goto out;
+	}
+	ds.api = (struct jd_api){ ds.sched, &ds.cfg, jd_mono_us() };
+	ds.http = jd_http_new(ds.base, &ds.cfg, fd, jd_api_handle, &ds.api);
+	if (!ds.http)
+		goto out;
+
+	struct event *sigterm = evsignal_new(ds.base, SIGTERM, on_stop_signal, &ds);
+	struct event *sigint = evsignal_new(ds.base, SIGINT, on_stop_signal, &ds);
+	struct event *sighup = evsignal_new(ds.base, SIGHUP, on_hup, &ds);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	evsignal_add(sighup, NULL);
+
+	jd_log_always(JD_LOG_NOTICE, "jobd %s listening on %s (state in %s, %lld threads)",
+		      JOBD_VERSION, bound, ds.cfg.state_dir, (long long)ds.cfg.threads);
+	event_base_dispatch(ds.base);
+	exit_code = 0;
+
+	event_free(sigterm);
+	event_free(sigint);
+	event_free(sighup);
+	for (size_t i = 0; jd_sched_executor_at(ds.sched, i); i++) {
+		struct jd_executor *ex = jd_sched_executor_at(ds.sched, i);
+		if (ex->enabled)
+			ex->ops->shutdown(ex);
+	}
+out:
+	jd_http_free(ds.http);
+	jd_sched_free(ds.sched);
+	if (store)
+		store->ops->free(store);
+	if (ds.base)
+		event_base_free(ds.base);
+	jd_config_cleanup(&ds.cfg);
+	free(ds.flags);
+	if (exit_code == 0)
+		jd_notice("stopped");
+	return exit_code;
+}

@@ -1,0 +1,567 @@
+/*
+ * sched.c - job states, queues, deadlines and waiters.
+ *
+ * Loop thread only. This file is the only one that changes a job's state.
+ * Each executor has a heap of queued jobs (priority, then submission
+ * order); when it has a free slot the top job starts. All deadlines (job
+ * timeouts, long-polls, the shutdown grace) live in one heap on the
+ * monotonic clock, and one libevent timer is armed for its top.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "daemon/heap.h"
+#include "daemon/log.h"
+#include "daemon/sched.h"
+#include "daemon/timeutil.h"
+#include "workers/tasks.h"
+
+#define MAX_EXECUTORS 8
+
+struct jd_sched {
+	struct event_base *base;
+	const struct jd_config *cfg;
+	struct jd_store *store;
+
+	struct jd_executor *ex[MAX_EXECUTORS];
+	size_t nex;
+
+	/* Job table: chained hash on the ID, plus a list in creation order. */
+	struct jd_job **buckets;
+	size_t nbuckets, njobs;
+	struct jd_job *newest, *oldest;
+	uint64_t seq;
+
+	struct jd_heap deadlines;
+	struct event *timer_ev;
+	int64_t armed_for; /* when timer_ev fires, 0 when not armed */
+
+	uint64_t pending; /* submitted, not yet stored */
+	uint64_t by_state[JD_STATE_COUNT];
+
+	int draining;
+	struct jd_timer grace;
+	void (*drained)(void *arg);
+	void *drained_arg;
+};
+
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+
+static int deadline_less(const void *a, const void *b)
+{
+	return ((const struct jd_timer *)a)->when < ((const struct jd_timer *)b)->when;
+}
+
+static int queue_less(const void *a, const void *b)
+{
+	const struct jd_job *x = a, *y = b;
+	if (x->priority != y->priority)
+		return x->priority > y->priority;
+	return x->seq < y->seq;
+}
+
+/* ---- deadlines ---- */
+
+static void arm_timer(struct jd_sched *s)
+{
+	struct jd_timer *top = jd_heap_peek(&s->deadlines);
+	if (!top) {
+		if (s->armed_for) {
+			evtimer_del(s->timer_ev);
+			s->armed_for = 0;
+		}
+		return;
+	}
+	if (s->armed_for == top->when)
+		return;
+	int64_t delay = top->when - jd_mono_us();
+	if (delay < 0)
+		delay = 0;
+	struct timeval tv = { .tv_sec = delay / 1000000, .tv_usec = delay % 1000000 };
+	evtimer_add(s->timer_ev, &tv);
+	s->armed_for = top->when;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct jd_sched *s = arg;
+	(void)fd;
+	(void)what;
+	s->armed_for = 0;
+	int64_t now = jd_mono_us();
+	struct jd_timer *t;
+	while ((t = jd_heap_peek(&s->deadlines)) && t->when <= now) {
+		jd_heap_pop(&s->deadlines);
+		t->cb(t);
+	}
+	arm_timer(s);
+}
+
+void jd_sched_timer_start(struct jd_sched *s, struct jd_timer *t, int64_t when)
+{
+	jd_heap_remove(&s->deadlines, t);
+	t->when = when;
+	if (jd_heap_push(&s->deadlines, t) < 0) {
+		/* Cannot grow the heap: fire at once rather than never. */
+		t->slot = JD_HEAP_NONE;
+		t->cb(t);
+		return;
+	}
+	arm_timer(s);
+}
+
+void jd_sched_timer_stop(struct jd_sched *s, struct jd_timer *t)
+{
+	if (t->slot == JD_HEAP_NONE)
+		return;
+	jd_heap_remove(&s->deadlines, t);
+	arm_timer(s);
+}
+
+/* ---- the job table ---- */
+
+static int table_grow(struct jd_sched *s)
+{
+	size_t n = s->nbuckets ? s->nbuckets * 2 : 1024;
+	struct jd_job **nb = calloc(n, sizeof(*nb));
+	if (!nb)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct jd_job *j = s->buckets[i], *next;
+		for (; j; j = next) {
+			next = j->hnext;
+			size_t h = jd_id_hash(&j->id) & (n - 1);
+			j->hnext = nb[h];
+			nb[h] = j;
+		}
+	}
+	free(s->buckets);
+	s->buckets = nb;
+	s->nbuckets = n;
+	return 0;
+}
+
+static int table_insert(struct jd_sched *s, struct jd_job *job)
+{
+	if (s->njobs >= s->nbuckets && table_grow(s) < 0 && !s->nbuckets)
+		return -ENOMEM;
+	size_t h = jd_id_hash(&job->id) & (s->nbuckets - 1);
+	job->hnext = s->buckets[h];
+	s->buckets[h] = job;
+	s->njobs++;
+	job->older = s->newest;
+	job->newer = NULL;
+	if (s->newest)
+		s->newest->newer = job;
+	else
+		s->oldest = job;
+	s->newest = job;
+	return 0;
+}
+
+struct jd_job *jd_sched_find(struct jd_sched *s, const struct jd_id *id)
+{
+	if (!s->nbuckets)
+		return NULL;
+	struct jd_job *j = s->buckets[jd_id_hash(id) & (s->nbuckets - 1)];
+	while (j && jd_id_cmp(&j->id, id) != 0)
+		j = j->hnext;
+	return j;
+}
+
+struct jd_job *jd_sched_newest(struct jd_sched *s)
+{
+	return s->newest;
+}
+
+/* ---- life and death ---- */
+
+struct jd_sched *jd_sched_new(struct event_base *base, const struct jd_config *cfg,
+			      struct jd_store *store)
+{
+	struct jd_sched *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->base = base;
+	s->cfg = cfg;
+	s->store = store;
+	jd_heap_init(&s->deadlines, deadline_less, offsetof(struct jd_timer, slot));
+	s->grace.slot = JD_HEAP_NONE;
+	s->timer_ev = evtimer_new(base, on_timer, s);
+	if (!s->timer_ev || table_grow(s) < 0) {
+		jd_sched_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void jd_sched_free(struct jd_sched *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nex; i++) {
+		struct jd_executor *ex = s->ex[i];
+		jd_heap_cleanup(&ex->queue);
+		ex->ops->free(ex);
+	}
+	struct jd_job *j = s->newest, *older;
+	for (; j; j = older) {
+		older = j->older;
+		jd_job_free(j);
+	}
+	free(s->buckets);
+	jd_heap_cleanup(&s->deadlines);
+	if (s->timer_ev)
+		event_free(s->timer_ev);
+	free(s);
+}
+
+void jd_sched_set_config(struct jd_sched *s, const struct jd_config *cfg)
+{
+	s->cfg = cfg;
+}
+
+int jd_sched_add_executor(struct jd_sched *s, struct jd_executor *ex)
+{
+	if (s->nex == MAX_EXECUTORS)
+		return -ENOSPC;
+	ex->sched = s;
+	jd_heap_init(&ex->queue, queue_less, offsetof(struct jd_job, qslot));
+	s->ex[s->nex++] = ex;
+	int r = ex->ops->start(ex);
+	ex->enabled = r == 0;
+	if (r < 0) {
+		if (!ex->disabled_reason[0])
+			snprintf(ex->disabled_reason, sizeof(ex->disabled_reason),
+				 "failed to start: %s", strerror(-r));
+		jd_warn("%s executor disabled: %s", ex->name, ex->disabled_reason);
+	}
+	return r;
+}
+
+struct jd_executor *jd_sched_executor(struct jd_sched *s, unsigned kind)
+{
+	for (size_t i = 0; i < s->nex; i++)
+		if (s->ex[i]->kind == kind)
+			return s->ex[i];
+	return NULL;
+}
+
+struct jd_executor *jd_sched_executor_at(struct jd_sched *s, size_t i)
+{
+	return i < s->nex ? s->ex[i] : NULL;
+}
+
+unsigned jd_sched_available(const struct jd_sched *s)
+{
+	unsigned bits = 0;
+	for (size_t i = 0; i < s->nex; i++)
+		if (s->ex[i]->enabled)
+			bits |= s->ex[i]->kind;
+	return bits;
+}
+
+static void set_state(struct jd_sched *s, struct jd_job *job, enum jd_state st)
+{
+	s->by_state[job->state]--;
+	job->state = (uint8_t)st;
+	s->by_state[st]++;
+}
+
+static void maybe_drained(struct jd_sched *s);
+
+/* Call the waiters satisfied by the job's new state. Each is unlinked
+ * before its callback, which may free it. */
+static void wake_waiters(struct jd_sched *s, struct jd_job *job)
+{
+	struct jd_waiter *w = job->waiters, *next;
+	(void)s;
+	for (; w; w = next) {
+		next = w->next;
+		if (job->state < w->until)
+			continue;
+		if (w->prev)
+			w->prev->next = w->next;
+		else
+			job->waiters = w->next;
+		if (w->next)
+			w->next->prev = w->prev;
+		w->next = w->prev = NULL;
+		w->job = NULL;
+		w->cb(w);
+	}
+}
+
+/* End a job: record the terminal state, tell the executor to stop it if it
+ * still runs, store it, and wake its waiters. */
+static void finish(struct jd_sched *s, struct jd_job *job, enum jd_state st)
+{
+	struct jd_executor *ex = jd_sched_executor(s, job->executor);
+	assert(!jd_state_terminal(job->state));
+	if (job->state == JD_QUEUED) {
+		jd_heap_remove(&ex->queue, job);
+	} else if (job->state == JD_RUNNING) {
+		ex->running--;
+		if (job->running_in_executor)
+			ex->ops->stop_job(ex, job);
+	}
+	jd_sched_timer_stop(s, &job->deadline);
+	set_state(s, job, st);
+	job->finished_at = jd_real_us();
+	s->store->ops->update(s->store, job);
+
+	wake_waiters(s, job);
+	maybe_drained(s);
+}
+
+static void job_timed_out(struct jd_timer *t)
+{
+	struct jd_job *job = container_of(t, struct jd_job, deadline);
+	char msg[96];
+	if (job->state != JD_RUNNING)
+		return;
+	snprintf(msg, sizeof(msg), "ran longer than its timeout of %g s", job->timeout);
+	jd_job_set_error(job, "timed_out", msg);
+	struct jd_sched *s = t->arg;
+	finish(s, job, JD_TIMED_OUT);
+	jd_sched_dispatch(s, jd_sched_executor(s, job->executor));
+}
+
+static void start_job(struct jd_sched *s, struct jd_executor *ex, struct jd_job *job)
+{
+	set_state(s, job, JD_RUNNING);
+	job->started_at = jd_real_us();
+	job->attempt++;
+	ex->running++;
+	job->running_in_executor = 1;
+	if (job->timeout > 0) {
+		job->deadline.cb = job_timed_out;
+		job->deadline.arg = s;
+		jd_sched_timer_start(s, &job->deadline,
+				     jd_mono_us() + (int64_t)(job->timeout * 1e6));
+	}
+	s->store->ops->update(s->store, job);
+	wake_waiters(s, job);
+	int r = ex->ops->run(ex, job);
+	if (r < 0) {
+		char msg[128];
+		job->running_in_executor = 0;
+		snprintf(msg, sizeof(msg), "the %s executor could not start the job: %s", ex->name,
+			 strerror(-r));
+		jd_job_set_error(job, "executor_error", msg);
+		finish(s, job, JD_FAILED);
+	}
+}
+
+void jd_sched_dispatch(struct jd_sched *s, struct jd_executor *ex)
+{
+	if (!ex || !ex->enabled || s->draining)
+		return;
+	while (jd_heap_len(&ex->queue) > 0 && ex->ops->capacity(ex) > 0)
+		start_job(s, ex, jd_heap_pop(&ex->queue));
+}
+
+/* ---- submission ---- */
+
+struct pending {
+	struct jd_sched *s;
+	struct jd_job *job;
+	jd_submit_done_fn done;
+	void *arg;
+};
+
+static void on_stored(void *arg, int status)
+{
+	struct pending *p = arg;
+	struct jd_sched *s = p->s;
+	struct jd_job *job = p->job;
+	struct jd_executor *ex = jd_sched_executor(s, job->executor);
+
+	s->pending--;
+	if (status == 0)
+		status = table_insert(s, job);
+	if (status == 0 && jd_heap_push(&ex->queue, job) < 0)
+		status = -ENOMEM; /* cannot happen after table_insert succeeded... */
+	if (status < 0) {
+		p->done(p->arg, status, NULL);
+		jd_job_free(job);
+		free(p);
+		return;
+	}
+	s->by_state[JD_QUEUED]++;
+	p->done(p->arg, 0, job);
+	free(p);
+	jd_sched_dispatch(s, ex);
+}
+
+void jd_sched_submit(struct jd_sched *s, struct jd_job *job, jd_submit_done_fn done, void *arg)
+{
+	struct jd_executor *ex = jd_sched_executor(s, job->executor);
+	int r = 0;
+
+	if (s->draining)
+		r = -ESHUTDOWN;
+	else if (!ex || !ex->enabled)
+		r = -ENODEV;
+	else if (s->by_state[JD_QUEUED] + s->pending >= (uint64_t)s->cfg->max_queued)
+		r = -EAGAIN;
+	struct pending *p = r ? NULL : malloc(sizeof(*p));
+	if (!r && !p)
+		r = -ENOMEM;
+	if (r < 0) {
+		jd_job_free(job);
+		done(arg, r, NULL);
+		return;
+	}
+	jd_id_new(&job->id);
+	job->created_at = jd_real_us();
+	job->seq = ++s->seq;
+	job->state = JD_QUEUED;
+	*p = (struct pending){ s, job, done, arg };
+	s->pending++;
+	s->store->ops->put(s->store, &p->job, 1, on_stored, p);
+}
+
+/* ---- cancellation and completion ---- */
+
+int jd_sched_cancel(struct jd_sched *s, struct jd_job *job)
+{
+	if (jd_state_terminal(job->state))
+		return -EALREADY;
+	jd_job_set_error(job, "cancelled", job->state == JD_RUNNING
+						   ? "cancelled by a client while running"
+						   : "cancelled by a client before it started");
+	finish(s, job, JD_CANCELLED);
+	return 0;
+}
+
+void jd_sched_complete(struct jd_sched *s, struct jd_job *job, int status, char *result,
+		       const struct jd_error *error)
+{
+	struct jd_executor *ex = jd_sched_executor(s, job->executor);
+	job->running_in_executor = 0;
+	if (jd_state_terminal(job->state)) {
+		/* Ended already (cancelled, timed out): the slot is free again. */
+		free(result);
+		jd_sched_dispatch(s, ex);
+		maybe_drained(s);
+		return;
+	}
+	free(job->result);
+	job->result = result;
+	if (status == 0) {
+		finish(s, job, JD_SUCCEEDED);
+	} else {
+		const char *type = error && error->type[0] ? error->type : "task_failed";
+		char msg[sizeof(error->message) + sizeof(error->field) + 8];
+		if (error && error->message[0] && error->field[0])
+			snprintf(msg, sizeof(msg), "%s: %s", error->field, error->message);
+		else if (error && error->message[0])
+			snprintf(msg, sizeof(msg), "%s", error->message);
+		else
+			snprintf(msg, sizeof(msg), "the task failed: %s", strerror(-status));
+		jd_job_set_error(job, type, msg);
+		finish(s, job, JD_FAILED);
+	}
+	jd_sched_dispatch(s, ex);
+}
+
+/* ---- waiters ---- */
+
+void jd_sched_wait(struct jd_sched *s, struct jd_job *job, struct jd_waiter *w)
+{
+	(void)s;
+	w->job = job;
+	w->prev = NULL;
+	w->next = job->waiters;
+	if (job->waiters)
+		job->waiters->prev = w;
+	job->waiters = w;
+}
+
+void jd_sched_unwait(struct jd_sched *s, struct jd_waiter *w)
+{
+	(void)s;
+	if (!w->job)
+		return;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		w->job->waiters = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->next = w->prev = NULL;
+	w->job = NULL;
+}
+
+/* ---- shutdown ---- */
+
+static void stop_all(struct jd_sched *s, enum jd_state running_to)
+{
+	/* Walk from the oldest: queued and running jobs are mostly old. */
+	for (struct jd_job *j = s->oldest; j; j = j->newer) {
+		if (j->state == JD_RUNNING) {
+			jd_job_set_error(j, "shutdown",
+					 "jobd shut down before the job could finish");
+			finish(s, j, running_to);
+		}
+	}
+	for (struct jd_job *j = s->oldest; j; j = j->newer) {
+		if (j->state == JD_QUEUED) {
+			jd_job_set_error(j, "shutdown", "jobd shut down before the job started");
+			finish(s, j, JD_CANCELLED);
+		}
+	}
+}
+
+static void maybe_drained(struct jd_sched *s)
+{
+	if (!s->draining || !s->drained || s->by_state[JD_RUNNING] > 0)
+		return;
+	void (*done)(void *) = s->drained;
+	s->drained = NULL;
+	jd_sched_timer_stop(s, &s->grace);
+	stop_all(s, JD_CANCELLED);
+	done(s->drained_arg);
+}
+
+static void on_grace_over(struct jd_timer *t)
+{
+	struct jd_sched *s = container_of(t, struct jd_sched, grace);
+	jd_notice("shutdown grace over: stopping %llu running job(s)",
+		  (unsigned long long)s->by_state[JD_RUNNING]);
+	stop_all(s, JD_CANCELLED);
+	maybe_drained(s);
+}
+
+void jd_sched_drain(struct jd_sched *s, double grace, void (*done)(void *arg), void *arg)
+{
+	if (s->draining)
+		return;
+	s->draining = 1;
+	s->drained = done;
+	s->drained_arg = arg;
+	s->grace.cb = on_grace_over;
+	jd_sched_timer_start(s, &s->grace, jd_mono_us() + (int64_t)(grace * 1e6));
+	maybe_drained(s);
+}
+
+int jd_sched_draining(const struct jd_sched *s)
+{
+	return s->draining;
+}
+
+void jd_sched_stats(const struct jd_sched *s, struct jd_sched_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out->by_state, s->by_state, sizeof(out->by_state));
+	out->queued = s->by_state[JD_QUEUED];
+	out->running = s->by_state[JD_RUNNING];
+	out->pending = s->pending;
+	out->total = s->njobs;
+}

@@ -1,0 +1,92 @@
+/*
+ * sched.h - job states, queues, deadlines and waiters.
+ *
+ * Loop thread only. This is the only module that changes a job's state:
+ * the API submits and cancels through it, executors report completions to
+ * it, and it wakes whoever waits on a job (long-polls now; SSE later).
+ */
+#ifndef JD_SCHED_H
+#define JD_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/config.h"
+#include "daemon/job.h"
+#include "daemon/store.h"
+#include "workers/executor.h"
+
+struct event_base;
+struct jd_sched;
+
+/* Someone waiting for a job to reach a state. The scheduler calls cb once,
+ * when the job is running (until == JD_RUNNING) or terminal (any terminal
+ * state, the default JD_SUCCEEDED), after unlinking the waiter. */
+struct jd_waiter {
+	struct jd_waiter *next, *prev;
+	struct jd_job *job;
+	enum jd_state until;
+	void (*cb)(struct jd_waiter *w);
+};
+
+struct jd_sched *jd_sched_new(struct event_base *base, const struct jd_config *cfg,
+			      struct jd_store *store);
+void jd_sched_free(struct jd_sched *s);
+/* Replace the config pointer (after a reload); the caller keeps it alive. */
+void jd_sched_set_config(struct jd_sched *s, const struct jd_config *cfg);
+
+/* Register an executor (ownership passes to the scheduler) and start it. */
+int jd_sched_add_executor(struct jd_sched *s, struct jd_executor *ex);
+struct jd_executor *jd_sched_executor(struct jd_sched *s, unsigned kind);
+/* JD_EXEC_* bits of the enabled executors. */
+unsigned jd_sched_available(const struct jd_sched *s);
+/* Executors in registration order; NULL past the end. */
+struct jd_executor *jd_sched_executor_at(struct jd_sched *s, size_t i);
+
+typedef void (*jd_submit_done_fn)(void *arg, int status, struct jd_job *job);
+
+/* Accept a validated job: give it an ID, store it, then queue it and call
+ * done(arg, 0, job) (possibly before this returns). Takes ownership of the
+ * job in every case. Fails (done is called with the error, the job freed)
+ * with -EAGAIN when max_queued jobs are waiting, -ESHUTDOWN while draining,
+ * or the store's error. */
+void jd_sched_submit(struct jd_sched *s, struct jd_job *job, jd_submit_done_fn done, void *arg);
+
+struct jd_job *jd_sched_find(struct jd_sched *s, const struct jd_id *id);
+/* The newest job; follow job->older for the rest. */
+struct jd_job *jd_sched_newest(struct jd_sched *s);
+
+/* Cancel a job (by a client). 0, or -EALREADY when it is already terminal. */
+int jd_sched_cancel(struct jd_sched *s, struct jd_job *job);
+
+/* An executor reports the end of a job it ran. status: 0 succeeded,
+ * -ECANCELED stopped on request, any other negative errno failed with
+ * `error` (may be NULL). `result` (compact JSON, may be NULL) is taken over.
+ * If the job had already ended (cancelled, timed out) the report only frees
+ * the executor's slot. */
+void jd_sched_complete(struct jd_sched *s, struct jd_job *job, int status, char *result,
+		       const struct jd_error *error);
+
+/* Try to start queued jobs on executor ex (after capacity grew). */
+void jd_sched_dispatch(struct jd_sched *s, struct jd_executor *ex);
+
+void jd_sched_wait(struct jd_sched *s, struct jd_job *job, struct jd_waiter *w);
+void jd_sched_unwait(struct jd_sched *s, struct jd_waiter *w);
+
+/* Deadlines on the monotonic clock, all in one heap. */
+void jd_sched_timer_start(struct jd_sched *s, struct jd_timer *t, int64_t when_mono_us);
+void jd_sched_timer_stop(struct jd_sched *s, struct jd_timer *t);
+
+/* Begin a shutdown: no new submissions (-ESHUTDOWN), no new starts; running
+ * jobs get `grace` seconds, then are stopped, and queued jobs are cancelled.
+ * `done` is called on the loop thread when nothing runs any more. */
+void jd_sched_drain(struct jd_sched *s, double grace, void (*done)(void *arg), void *arg);
+int jd_sched_draining(const struct jd_sched *s);
+
+struct jd_sched_stats {
+	uint64_t queued, running, pending, total;
+	uint64_t by_state[JD_STATE_COUNT];
+};
+void jd_sched_stats(const struct jd_sched *s, struct jd_sched_stats *out);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * store.h - the job store interface: where accepted jobs and their state
+ * changes are kept.
+ *
+ * The scheduler hands the store batches and is called back on the loop
+ * thread once a batch is stored with the configured durability; only then
+ * is a submission acknowledged. This version ships the memory store, which
+ * acknowledges at once and keeps nothing across a restart; the SQLite store
+ * slots in behind the same functions.
+ */
+#ifndef JD_STORE_H
+#define JD_STORE_H
+
+#include <stddef.h>
+
+struct event_base;
+struct jd_job;
+struct jd_store;
+
+/* Called on the loop thread when a put has been stored (status 0) or has
+ * failed (negative errno; the jobs were not accepted). */
+typedef void (*jd_store_done_fn)(void *arg, int status);
+
+struct jd_store_ops {
+	const char *name;
+	/* Store new jobs; `done` is called once, possibly before put returns. */
+	void (*put)(struct jd_store *st, struct jd_job **jobs, size_t n, jd_store_done_fn done,
+		    void *arg);
+	/* Record a job's new state (fire and forget; ordered per job). */
+	void (*update)(struct jd_store *st, const struct jd_job *job);
+	void (*free)(struct jd_store *st);
+};
+
+struct jd_store {
+	const struct jd_store_ops *ops;
+};
+
+struct jd_store *jd_store_mem_new(struct event_base *base);
+
+#endif

@@ -1,0 +1,19 @@
+/*
+ * timeutil.h - clocks and RFC 3339 formatting. Any thread.
+ */
+#ifndef JD_TIMEUTIL_H
+#define JD_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Microseconds on CLOCK_MONOTONIC (deadlines) and CLOCK_REALTIME (stamps). */
+int64_t jd_mono_us(void);
+int64_t jd_real_us(void);
+
+/* Format a realtime stamp as "2026-11-25T12:00:00.123456Z" (27 chars + NUL).
+ * `buf` must hold JD_TIME_STRLEN bytes. */
+#define JD_TIME_STRLEN 28
+void jd_time_format(int64_t real_us, char *buf);
+
+#endif

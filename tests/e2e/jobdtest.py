@@ -1,0 +1,181 @@
+"""jobdtest - start the real jobd for a test and talk to it over HTTP.
+
+Standard library only. Each Daemon runs the binary named by $JOBD_BIN on an
+ephemeral port (--listen 127.0.0.1:0) with a fresh state directory, and
+learns the port from the line jobd logs when it is listening: a wait on an
+event, not a sleep.
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+JOBD = os.environ.get("JOBD_BIN", "jobd")
+JOBCTL = os.environ.get("JOBCTL_BIN", "jobctl")
+SOURCE_DIR = os.environ.get("JOBD_SOURCE_DIR",
+                            os.path.join(os.path.dirname(__file__), "..", ".."))
+TERMINAL = {"succeeded", "failed", "timed_out", "cancelled"}
+LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+class Daemon:
+    """A running jobd. Use as a context manager, or call stop()."""
+
+    def __init__(self, *args, config=None, env=None, start_timeout=30):
+        self.tmp = tempfile.mkdtemp(prefix="jobd-test-")
+        self.state_dir = os.path.join(self.tmp, "state")
+        conf = os.path.join(self.tmp, "jobd.conf")
+        with open(conf, "w") as f:
+            f.write(config or "")
+        self.log_path = os.path.join(self.tmp, "jobd.log")
+        cmd = [JOBD, "-c", conf, "--listen", "127.0.0.1:0",
+               "--state-dir", self.state_dir, *args]
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=full_env)
+        self.lines = []
+        self._url_ready = threading.Event()
+        self.url = None
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+        if not self._url_ready.wait(start_timeout) or not self.url:
+            self.stop(kill=True)
+            raise RuntimeError("jobd did not start:\n" + self.log())
+        m = re.match(r"http://([^:/]+|\[[^\]]+\]):(\d+)", self.url)
+        self.host, self.port = m.group(1), int(m.group(2))
+
+    def _read_log(self):
+        with open(self.log_path, "w") as log:
+            for raw in self.proc.stderr:
+                line = raw.decode("utf-8", "replace")
+                log.write(line)
+                log.flush()
+                self.lines.append(line)
+                m = LISTENING.search(line)
+                if m and not self.url:
+                    self.url = m.group(1)
+                    self._url_ready.set()
+        self._url_ready.set()
+
+    def log(self):
+        return "".join(self.lines)
+
+    def request(self, method, path, body=None, headers=None, timeout=60, raw=None):
+        """One request on a new connection. Returns (status, headers, parsed body)."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            hdrs = dict(headers or {})
+            data = raw
+            if body is not None:
+                data = json.dumps(body).encode()
+                hdrs.setdefault("Content-Type", "application/json")
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            payload = resp.read()
+            ctype = resp.getheader("Content-Type", "")
+            parsed = payload
+            if "json" in ctype and payload:
+                parsed = json.loads(payload)
+            return resp.status, resp, parsed
+        finally:
+            conn.close()
+
+    def submit(self, job, expect=202):
+        status, _, body = self.request("POST", "/v1/jobs", job)
+        if status != expect:
+            raise AssertionError(f"submit {job}: {status} {body}")
+        return body
+
+    def get(self, job_id, wait=None):
+        path = f"/v1/jobs/{job_id}" + (f"?wait={wait}" if wait is not None else "")
+        status, _, body = self.request("GET", path)
+        if status != 200:
+            raise AssertionError(f"get {job_id}: {status} {body}")
+        return body
+
+    def wait(self, job_id, timeout=60):
+        """Long-poll until the job is terminal; fails the test on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"job {job_id} not done after {timeout} s")
+            job = self.get(job_id, wait=round(min(left, 30), 3))
+            if job["state"] in TERMINAL:
+                return job
+
+    def wait_running(self, job_id, timeout=30):
+        """Long-poll (?until=running) until the job has started."""
+        status, _, job = self.request(
+            "GET", f"/v1/jobs/{job_id}?wait={timeout}&until=running")
+        if status != 200 or job["state"] == "queued":
+            raise AssertionError(f"job {job_id} did not start: {status} {job}")
+        return job
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, kill=False, timeout=30):
+        """Stop jobd; returns its exit code. Fails on sanitizer reports."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self._reader.join(10)
+        return code
+
+    def cleanup(self):
+        self.stop(kill=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def sanitizer_report(self):
+        text = self.log()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:", "ERROR: ThreadSanitizer"):
+            if marker in text:
+                return text
+        return None
+
+
+class DaemonTest(unittest.TestCase):
+    """Starts one jobd per test class (ARGS, CONFIG), checks it exits
+    cleanly and without sanitizer reports at the end."""
+
+    ARGS = ()
+    CONFIG = ""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon(*cls.ARGS, config=cls.CONFIG)
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.d.stop()
+        report = cls.d.sanitizer_report()
+        log = cls.d.log()
+        cls.d.cleanup()
+        if report:
+            raise AssertionError("sanitizer report:\n" + report)
+        if code != 0:
+            raise AssertionError(f"jobd exited {code}:\n{log[-4000:]}")
+
+
+def jobctl(*args, env=None, timeout=60, url=None):
+    """Run jobctl; returns CompletedProcess with text stdout/stderr."""
+    e = dict(os.environ)
+    if url:
+        e["JOBD_URL"] = url
+    e.update(env or {})
+    return subprocess.run([JOBCTL, *args], capture_output=True, text=True,
+                          env=e, timeout=timeout)

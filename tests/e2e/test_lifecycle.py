@@ -1,0 +1,145 @@
+"""Start-up, configuration and shut-down of the real jobd."""
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+from jobdtest import JOBD, SOURCE_DIR, Daemon
+
+
+def run_jobd(*args):
+    return subprocess.run([JOBD, *args], capture_output=True, text=True, timeout=30)
+
+
+class Config(unittest.TestCase):
+    def write(self, text):
+        f = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+        f.write(text)
+        f.close()
+        self.addCleanup(os.unlink, f.name)
+        return f.name
+
+    def test_check_config_ok(self):
+        path = self.write("[server]\nlisten = 127.0.0.1:7171\n[thread]\nthreads = 3\n")
+        r = run_jobd("-c", path, "--check-config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_check_config_reports_every_error_with_line(self):
+        path = self.write(
+            "[server]\n"                     # 1
+            "listen = 127.0.0.1:7171\n"      # 2
+            "log_level = loud\n"             # 3
+            "no_such_key = 1\n"              # 4
+            "[thread]\n"                     # 5
+            "threads = many\n"               # 6
+            "this line is wrong\n"           # 7
+            "[jobs]\n"                       # 8
+            "max_queued = 0\n"               # 9
+            "threads = 2\n"                  # 10
+            "[nowhere]\n")                   # 11
+        r = run_jobd("-c", path, "--check-config")
+        self.assertEqual(r.returncode, 78)
+        for line, word in ((3, "log_level"), (4, "no_such_key"), (6, "threads"),
+                           (7, "key = value"), (9, "max_queued"), (10, "belongs in"),
+                           (11, "nowhere")):
+            self.assertIn(f"{path}:{line}: ", r.stderr)
+            self.assertRegex(r.stderr, rf"{path}:{line}: .*{word}")
+
+    def test_flags_override_and_are_checked(self):
+        path = self.write("[thread]\nthreads = 3\n")
+        r = run_jobd("-c", path, "--threads", "-4", "--check-config")
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("--threads", r.stderr)
+        r = run_jobd("-c", path, "--no-such-flag", "1")
+        self.assertEqual(r.returncode, 2)
+
+    def test_missing_config_file(self):
+        r = run_jobd("-c", "/nonexistent/jobd.conf", "--check-config")
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("/nonexistent/jobd.conf", r.stderr)
+
+    def test_example_config_is_current_and_valid(self):
+        """conf/jobd.conf is generated from the key table; it must not drift."""
+        example = run_jobd("--print-example-config").stdout
+        with open(os.path.join(SOURCE_DIR, "conf", "jobd.conf")) as f:
+            self.assertEqual(f.read(), example,
+                             "conf/jobd.conf is stale: regenerate with "
+                             "jobd --print-example-config > conf/jobd.conf")
+        r = run_jobd("-c", os.path.join(SOURCE_DIR, "conf", "jobd.conf"), "--check-config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_help_lists_every_key(self):
+        help_text = run_jobd("--help").stdout
+        example = run_jobd("--print-example-config").stdout
+        for line in example.splitlines():
+            if line.startswith(";") and " = " in line:
+                key = line[1:].split(" = ")[0]
+                self.assertIn("--" + key.replace("_", "-"), help_text)
+
+
+class Shutdown(unittest.TestCase):
+    def test_sigterm_with_running_jobs_exits_0_within_grace(self):
+        d = Daemon("--threads", "2", "--shutdown-grace", "1")
+        try:
+            long = d.submit({"task": "sleep", "params": {"seconds": 3600}})
+            short = d.submit({"task": "sleep", "params": {"seconds": 0.2}})
+            queued = d.submit({"task": "echo", "params": {"value": 1}})
+            d.wait_running(long["id"])
+            d.wait_running(short["id"])
+            t0 = time.monotonic()
+            d.signal(signal.SIGTERM)
+            code = d.proc.wait(20)
+            elapsed = time.monotonic() - t0
+            self.assertEqual(code, 0, d.log())
+            self.assertLess(elapsed, 1 + 5)  # the grace, plus start-up slack
+            self.assertIn("shutting down", d.log())
+            self.assertIsNone(d.sanitizer_report(), d.log())
+        finally:
+            d.cleanup()
+
+    def test_sigterm_idle_exits_at_once(self):
+        d = Daemon("--shutdown-grace", "30")
+        try:
+            t0 = time.monotonic()
+            code = d.stop()
+            self.assertEqual(code, 0, d.log())
+            self.assertLess(time.monotonic() - t0, 10)
+            self.assertIsNone(d.sanitizer_report(), d.log())
+        finally:
+            d.cleanup()
+
+    def test_long_poll_answered_on_shutdown(self):
+        d = Daemon("--threads", "1", "--shutdown-grace", "0.2")
+        try:
+            job = d.submit({"task": "sleep", "params": {"seconds": 3600}})
+            d.wait_running(job["id"])
+            import threading
+            got = []
+            t = threading.Thread(target=lambda: got.append(d.get(job["id"], wait=60)))
+            t.start()
+            time.sleep(0.1)  # let the long-poll park; the test holds either way
+            d.signal(signal.SIGTERM)
+            t.join(30)
+            self.assertEqual(d.proc.wait(20), 0)
+            self.assertEqual(len(got), 1)
+            self.assertEqual(got[0]["state"], "cancelled")
+            self.assertEqual(got[0]["error"]["type"], "shutdown")
+        finally:
+            d.cleanup()
+
+    def test_listen_in_use_exits_1(self):
+        d = Daemon()
+        try:
+            r = subprocess.run([JOBD, "-c", "/dev/null", "--listen", f"127.0.0.1:{d.port}",
+                                "--state-dir", d.state_dir], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("cannot listen", r.stderr)
+        finally:
+            d.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()
