@@ -31,9 +31,9 @@ static struct MHD_Response *fixed_response;
  * calls: MHD gives each request its own *req_cls slot. */
 static int seen_marker;
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-	const char *url, const char *method, const char *version,
-	const char *upload_data, size_t *upload_data_size, void **req_cls)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
 {
 	(void)cls;
 	(void)url;
@@ -70,8 +70,7 @@ int main(int argc, char **argv)
 		errno = 0;
 		port = strtoul(argv[1], &end, 10);
 		if (errno != 0 || *end != '\0' || port > 65535) {
-			fprintf(stderr, "bare_server: bad port '%s'\n",
-				argv[1]);
+			fprintf(stderr, "bare_server: bad port '%s'\n", argv[1]);
 			return 2;
 		}
 	}
@@ -84,27 +83,23 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	fixed_response = MHD_create_response_from_buffer(
-		sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+	fixed_response =
+	    MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
 	if (fixed_response == NULL) {
 		fprintf(stderr, "bare_server: cannot create the response\n");
 		return 1;
 	}
-	MHD_add_response_header(fixed_response, MHD_HTTP_HEADER_CONTENT_TYPE,
-		"application/json");
+	MHD_add_response_header(fixed_response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(fixed_response, MHD_HTTP_HEADER_LOCATION,
-		"/v1/jobs/00000000-0000-7000-8000-000000000000");
+				"/v1/jobs/00000000-0000-7000-8000-000000000000");
 
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-				     MHD_USE_ERROR_LOG,
-		(uint16_t)port, NULL, NULL, on_request, NULL,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)4096,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
-		MHD_OPTION_END);
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+			     (uint16_t)port, NULL, NULL, on_request, NULL,
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)4096,
+			     MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
 	if (d == NULL) {
-		fprintf(stderr, "bare_server: cannot start MHD on port %lu\n",
-			port);
+		fprintf(stderr, "bare_server: cannot start MHD on port %lu\n", port);
 		return 1;
 	}
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);

@@ -41,11 +41,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NS_PER_S 1000000000ull
-#define NS_PER_MS 1000000ull
+#define NS_PER_S       1000000000ull
+#define NS_PER_MS      1000000ull
 #define IN_BUF_INITIAL 16384
-#define IN_BUF_MAX (64u << 20)
-#define MAX_CONNS 20000
+#define IN_BUF_MAX     (64u << 20)
+#define MAX_CONNS      20000
 /* Closes in a row, with no answer in between, before we give up on a
  * connection: the server is refusing us, not just recycling a socket. */
 #define MAX_CONSECUTIVE_FAILS 5
@@ -142,17 +142,11 @@ static unsigned long long polls;
 static unsigned long long status_count[600];
 static unsigned long long state_count[6];
 static const char *const state_names[6] = {
-	"succeeded",
-	"failed",
-	"timed_out",
-	"cancelled",
-	"other",
-	"lost",
+	"succeeded", "failed", "timed_out", "cancelled", "other", "lost",
 };
 static struct lat lat;
 
-static void fatal(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), noreturn));
+static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 static uint64_t now_ns(void)
 {
@@ -185,8 +179,7 @@ static void fatal(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "loadgen: %s\n", msg);
-	printf("{\"mode\":\"%s\",\"error\":\"",
-		opt.mode_name ? opt.mode_name : "?");
+	printf("{\"mode\":\"%s\",\"error\":\"", opt.mode_name ? opt.mode_name : "?");
 	json_escape_to(stdout, msg);
 	printf("\"}\n");
 	fflush(stdout);
@@ -259,15 +252,12 @@ static void conn_open(struct conn *c)
 {
 	int one = 1;
 
-	c->fd = socket(
-		addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->fd = socket(addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		fatal("socket: %s", strerror(errno));
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(c->fd, addr->ai_addr, addr->ai_addrlen) != 0 &&
-		errno != EINPROGRESS)
-		fatal("connect to %s:%s: %s", opt.host, opt.port,
-			strerror(errno));
+	if (connect(c->fd, addr->ai_addr, addr->ai_addrlen) != 0 && errno != EINPROGRESS)
+		fatal("connect to %s:%s: %s", opt.host, opt.port, strerror(errno));
 	c->state = CS_CONNECTING;
 	c->want_out = 1;
 	c->deadline_ns = now_ns() + timeout_ns;
@@ -297,9 +287,9 @@ static void prepare_post(struct conn *c)
 
 static void prepare_poll(struct conn *c)
 {
-	int n = snprintf(c->getbuf, sizeof(c->getbuf),
-		"GET %s/%s?wait=%d HTTP/1.1\r\nHost: %s\r\n\r\n", opt.path,
-		c->id, opt.wait_s, host_hdr);
+	int n =
+	    snprintf(c->getbuf, sizeof(c->getbuf), "GET %s/%s?wait=%d HTTP/1.1\r\nHost: %s\r\n\r\n",
+		     opt.path, c->id, opt.wait_s, host_hdr);
 
 	if (n < 0 || (size_t)n >= sizeof(c->getbuf))
 		fatal("poll request too long");
@@ -343,8 +333,7 @@ static int next_request(struct conn *c, uint64_t now)
 static void do_send(struct conn *c)
 {
 	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off,
-			c->out_len - c->out_off, MSG_NOSIGNAL);
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
 
 		if (n > 0) {
 			c->out_off += (size_t)n;
@@ -402,8 +391,7 @@ static void advance(struct conn *c, uint64_t now)
 
 /* Find "key": "value" in a JSON body and copy the value (a plain string
  * without escapes). Returns 0, or -1 if absent. */
-static int json_str(
-	const char *body, size_t len, const char *key, char *out, size_t outsz)
+static int json_str(const char *body, size_t len, const char *key, char *out, size_t outsz)
 {
 	char pat[64];
 	const char *p, *end = body + len;
@@ -438,10 +426,8 @@ static int valid_id(const char *id)
 	if (*id == '\0')
 		return 0;
 	for (; *id != '\0'; id++)
-		if (!((*id >= '0' && *id <= '9') ||
-			    (*id >= 'a' && *id <= 'z') ||
-			    (*id >= 'A' && *id <= 'Z') || *id == '-' ||
-			    *id == '_'))
+		if (!((*id >= '0' && *id <= '9') || (*id >= 'a' && *id <= 'z') ||
+		      (*id >= 'A' && *id <= 'Z') || *id == '-' || *id == '_'))
 			return 0;
 	return 1;
 }
@@ -463,8 +449,7 @@ static void count_status(int status)
 }
 
 /* A complete answer to the connection's request. */
-static void on_response(
-	struct conn *c, int status, const char *body, size_t blen, uint64_t now)
+static void on_response(struct conn *c, int status, const char *body, size_t blen, uint64_t now)
 {
 	char val[72];
 	int two = status >= 200 && status < 300;
@@ -480,9 +465,7 @@ static void on_response(
 
 	switch (opt.mode) {
 	case MODE_SUBMIT:
-	case MODE_FILL:
-		lat_add(now - c->sent_ns);
-		break;
+	case MODE_FILL: lat_add(now - c->sent_ns); break;
 	case MODE_E2E:
 	case MODE_RTT:
 		if (c->phase == PH_SUBMIT) {
@@ -492,15 +475,14 @@ static void on_response(
 				if (errors > opt.max_errors)
 					fatal("%llu errors; last: HTTP %d to "
 					      "the submit",
-						errors, status);
+					      errors, status);
 				break;
 			}
-			if (json_str(body, blen, "id", c->id, sizeof(c->id)) !=
-					0 ||
-				!valid_id(c->id))
+			if (json_str(body, blen, "id", c->id, sizeof(c->id)) != 0 ||
+			    !valid_id(c->id))
 				fatal("HTTP %d to the submit has no usable "
 				      "\"id\": %.200s",
-					status, body);
+				      status, body);
 			c->phase = PH_POLL;
 			break;
 		}
@@ -512,13 +494,11 @@ static void on_response(
 			jobs_failed++;
 			state_count[5]++;
 			if (errors > opt.max_errors)
-				fatal("%llu errors; last: HTTP %d to a poll",
-					errors, status);
+				fatal("%llu errors; last: HTTP %d to a poll", errors, status);
 			break;
 		}
 		if (json_str(body, blen, "state", val, sizeof(val)) != 0)
-			fatal("HTTP 200 to a poll has no \"state\": %.200s",
-				body);
+			fatal("HTTP 200 to a poll has no \"state\": %.200s", body);
 		if (strcmp(val, "queued") == 0 || strcmp(val, "running") == 0)
 			break; /* the long-poll ran out; ask again */
 		{
@@ -553,14 +533,12 @@ static int parse_head(struct conn *c)
 			fatal("response head over 64 KiB");
 		return 0;
 	}
-	if (c->in_len < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ' ||
-		buf[9] < '1' || buf[9] > '5' || buf[10] < '0' ||
-		buf[10] > '9' || buf[11] < '0' || buf[11] > '9')
+	if (c->in_len < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ' || buf[9] < '1' ||
+	    buf[9] > '5' || buf[10] < '0' || buf[10] > '9' || buf[11] < '0' || buf[11] > '9')
 		fatal("bad status line: %.40s", buf);
 	http10 = buf[7] == '0';
 	memset(r, 0, sizeof(*r));
-	r->status =
-		(buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+	r->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
 	r->head_len = (size_t)(hend - buf) + 4;
 	r->clen = -1;
 
@@ -579,11 +557,9 @@ static int parse_head(struct conn *c)
 			while (v < eol && (*v == ' ' || *v == '\t'))
 				v++;
 			vlen = (size_t)(eol - v);
-			while (vlen > 0 &&
-				(v[vlen - 1] == '\r' || v[vlen - 1] == ' '))
+			while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == ' '))
 				vlen--;
-			if (nlen == 14 &&
-				strncasecmp(p, "content-length", 14) == 0) {
+			if (nlen == 14 && strncasecmp(p, "content-length", 14) == 0) {
 				char num[32];
 
 				if (vlen == 0 || vlen >= sizeof(num))
@@ -593,21 +569,17 @@ static int parse_head(struct conn *c)
 				r->clen = strtoll(num, NULL, 10);
 				if (r->clen < 0)
 					fatal("bad Content-Length");
-			} else if (nlen == 17 &&
-				   strncasecmp(p, "transfer-encoding", 17) ==
-					   0) {
+			} else if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {
 				if (memmem(v, vlen, "chunked", 7) != NULL)
 					r->chunked = 1;
-			} else if (nlen == 10 &&
-				   strncasecmp(p, "connection", 10) == 0) {
+			} else if (nlen == 10 && strncasecmp(p, "connection", 10) == 0) {
 				size_t i;
 
 				for (i = 0; i + 5 <= vlen; i++)
 					if (strncasecmp(v + i, "close", 5) == 0)
 						r->close = 1;
 				for (i = 0; i + 10 <= vlen; i++)
-					if (strncasecmp(v + i, "keep-alive",
-						    10) == 0)
+					if (strncasecmp(v + i, "keep-alive", 10) == 0)
 						keep_alive = 1;
 			}
 		}
@@ -630,8 +602,7 @@ static int parse_head(struct conn *c)
  * the last trailer when complete, 0 when more bytes are needed. With
  * `decode`, the chunk data is also moved together in place starting at
  * `pos`, and *blen gets its length. */
-static size_t chunked_walk(
-	char *buf, size_t len, size_t pos, int decode, size_t *blen)
+static size_t chunked_walk(char *buf, size_t len, size_t pos, int decode, size_t *blen)
 {
 	size_t start = pos, w = pos;
 
@@ -695,7 +666,7 @@ static void on_lost(struct conn *c, uint64_t now)
 	if (++c->fails > MAX_CONSECUTIVE_FAILS)
 		fatal("the server closed the connection %d times in a row "
 		      "without answering (per-IP connection limit?)",
-			MAX_CONSECUTIVE_FAILS);
+		      MAX_CONSECUTIVE_FAILS);
 	if (c->got_bytes || !c->idempotent) {
 		/* It may have been acted on: count it, do not resend it. */
 		lost++;
@@ -761,15 +732,13 @@ static void do_recv(struct conn *c, uint64_t now)
 		}
 		if (r->status < 200) {
 			/* 1xx interim answer: drop it and read on. */
-			memmove(c->in, c->in + r->head_len,
-				c->in_len - r->head_len);
+			memmove(c->in, c->in + r->head_len, c->in_len - r->head_len);
 			c->in_len -= r->head_len;
 			r->parsed = 0;
 			continue;
 		}
 		if (r->chunked) {
-			total = chunked_walk(
-				c->in, c->in_len, r->head_len, 0, NULL);
+			total = chunked_walk(c->in, c->in_len, r->head_len, 0, NULL);
 			if (total == 0) {
 				if (eof)
 					on_lost(c, now);
@@ -791,15 +760,13 @@ static void do_recv(struct conn *c, uint64_t now)
 			blen = (size_t)r->clen;
 		}
 		body = c->in + r->head_len;
-		body[blen] =
-			'\0'; /* room is kept: recv leaves one byte spare */
+		body[blen] = '\0'; /* room is kept: recv leaves one byte spare */
 		{
 			int status = r->status, must_close = r->close || eof;
 			size_t rest = c->in_len - total;
 
 			if (rest > 0 && !must_close)
-				fatal("%zu unexpected bytes after a response",
-					rest);
+				fatal("%zu unexpected bytes after a response", rest);
 			c->in_len = 0;
 			r->parsed = 0;
 			if (must_close)
@@ -818,8 +785,7 @@ static void on_connected(struct conn *c, uint64_t now)
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 		err = errno;
 	if (err != 0)
-		fatal("connect to %s:%s: %s", opt.host, opt.port,
-			strerror(err));
+		fatal("connect to %s:%s: %s", opt.host, opt.port, strerror(err));
 	c->state = CS_OPEN;
 	ep_set(c, EPOLL_CTL_MOD, EPOLLIN);
 	c->want_out = 0;
@@ -840,14 +806,12 @@ static void check_timeouts(uint64_t now)
 		struct conn *c = &conns[i];
 
 		if (c->state == CS_CONNECTING && now > c->deadline_ns)
-			fatal("connect to %s:%s: no answer in %.0f s", opt.host,
-				opt.port, opt.timeout_s);
+			fatal("connect to %s:%s: no answer in %.0f s", opt.host, opt.port,
+			      opt.timeout_s);
 		if (c->busy && c->state == CS_OPEN && now > c->deadline_ns)
 			fatal("no answer to a %s in %.0f s (connection %d)",
-				c->out == c->getbuf ? "poll" : "request",
-				(double)(c->deadline_ns - c->sent_ns) /
-					NS_PER_S,
-				i);
+			      c->out == c->getbuf ? "poll" : "request",
+			      (double)(c->deadline_ns - c->sent_ns) / NS_PER_S, i);
 	}
 }
 
@@ -880,21 +844,19 @@ static void build_post(void)
 {
 	size_t blen = strlen(opt.body);
 	int has_body = strcmp(opt.method, "GET") != 0;
-	size_t cap = strlen(opt.method) + strlen(opt.path) + strlen(host_hdr) +
-		     blen + 200;
+	size_t cap = strlen(opt.method) + strlen(opt.path) + strlen(host_hdr) + blen + 200;
 	int n;
 
 	post_req = xrealloc(NULL, cap);
 	if (has_body)
 		n = snprintf(post_req, cap,
-			"%s %s HTTP/1.1\r\nHost: %s\r\n"
-			"Content-Type: application/json\r\n"
-			"Content-Length: %zu\r\n\r\n%s",
-			opt.method, opt.path, host_hdr, blen, opt.body);
+			     "%s %s HTTP/1.1\r\nHost: %s\r\n"
+			     "Content-Type: application/json\r\n"
+			     "Content-Length: %zu\r\n\r\n%s",
+			     opt.method, opt.path, host_hdr, blen, opt.body);
 	else
-		n = snprintf(post_req, cap,
-			"%s %s HTTP/1.1\r\nHost: %s\r\n\r\n", opt.method,
-			opt.path, host_hdr);
+		n = snprintf(post_req, cap, "%s %s HTTP/1.1\r\nHost: %s\r\n\r\n", opt.method,
+			     opt.path, host_hdr);
 	if (n < 0 || (size_t)n >= cap)
 		fatal("request too long");
 	post_len = (size_t)n;
@@ -925,30 +887,25 @@ static void print_lat(const char *name)
 		sum += (double)lat.v[i];
 	printf("\"%s\":{\"n\":%zu,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
 	       "\"max\":%.1f,\"mean\":%.1f}",
-		name, lat.n, pct_us(50), pct_us(90), pct_us(99), pct_us(100),
-		lat.n ? sum / (double)lat.n / 1000.0 : 0.0);
+	       name, lat.n, pct_us(50), pct_us(90), pct_us(99), pct_us(100),
+	       lat.n ? sum / (double)lat.n / 1000.0 : 0.0);
 }
 
 static void report(void)
 {
-	double secs = last_done_ns > t0_ns
-			      ? (double)(last_done_ns - t0_ns) / NS_PER_S
-			      : 0.0;
+	double secs = last_done_ns > t0_ns ? (double)(last_done_ns - t0_ns) / NS_PER_S : 0.0;
 	size_t i;
 
 	qsort(lat.v, lat.n, sizeof(*lat.v), cmp_u64);
-	printf("{\"mode\":\"%s\",\"conns\":%d,\"seconds\":%.6f,", opt.mode_name,
-		opt.conns, secs);
+	printf("{\"mode\":\"%s\",\"conns\":%d,\"seconds\":%.6f,", opt.mode_name, opt.conns, secs);
 	switch (opt.mode) {
 	case MODE_SUBMIT:
 	case MODE_FILL:
 		printf("\"requests\":%llu,\"ok\":%llu,\"errors\":%llu,"
 		       "\"rps\":%.1f,",
-			completed, ok_2xx, errors,
-			secs > 0 ? (double)completed / secs : 0.0);
+		       completed, ok_2xx, errors, secs > 0 ? (double)completed / secs : 0.0);
 		if (opt.mode == MODE_FILL)
-			printf("\"submits_per_s\":%.1f,",
-				secs > 0 ? (double)ok_2xx / secs : 0.0);
+			printf("\"submits_per_s\":%.1f,", secs > 0 ? (double)ok_2xx / secs : 0.0);
 		print_lat("lat_us");
 		break;
 	case MODE_E2E:
@@ -956,18 +913,16 @@ static void report(void)
 		printf("\"jobs\":%llu,\"succeeded\":%llu,\"failed\":%llu,"
 		       "\"errors\":%llu,\"requests\":%llu,\"polls\":%llu,"
 		       "\"jobs_per_s\":%.1f,\"states\":{",
-			jobs_done, jobs_ok, jobs_failed, errors, completed,
-			polls, secs > 0 ? (double)jobs_done / secs : 0.0);
+		       jobs_done, jobs_ok, jobs_failed, errors, completed, polls,
+		       secs > 0 ? (double)jobs_done / secs : 0.0);
 		for (i = 0; i < 6; i++)
-			printf("%s\"%s\":%llu", i ? "," : "", state_names[i],
-				state_count[i]);
+			printf("%s\"%s\":%llu", i ? "," : "", state_names[i], state_count[i]);
 		printf("},");
 		if (opt.mode == MODE_RTT)
 			printf("\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%."
 			       "1f,"
 			       "\"max_us\":%.1f,",
-				pct_us(50), pct_us(90), pct_us(99),
-				pct_us(100));
+			       pct_us(50), pct_us(90), pct_us(99), pct_us(100));
 		print_lat("job_lat_us");
 		break;
 	}
@@ -1020,20 +975,20 @@ static double parse_num(const char *name, const char *s, double lo, double hi)
 static void parse_args(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"host", required_argument, NULL, 'H'},
-		{"port", required_argument, NULL, 'p'},
-		{"conns", required_argument, NULL, 'c'},
-		{"requests", required_argument, NULL, 'n'},
-		{"duration", required_argument, NULL, 'd'},
-		{"warmup", required_argument, NULL, 'w'},
-		{"body", required_argument, NULL, 'b'},
-		{"path", required_argument, NULL, 'P'},
-		{"method", required_argument, NULL, 'm'},
-		{"wait", required_argument, NULL, 'W'},
-		{"timeout", required_argument, NULL, 't'},
-		{"max-errors", required_argument, NULL, 'E'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "host", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "conns", required_argument, NULL, 'c' },
+		{ "requests", required_argument, NULL, 'n' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "body", required_argument, NULL, 'b' },
+		{ "path", required_argument, NULL, 'P' },
+		{ "method", required_argument, NULL, 'm' },
+		{ "wait", required_argument, NULL, 'W' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "max-errors", required_argument, NULL, 'E' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 
@@ -1062,58 +1017,29 @@ static void parse_args(int argc, char **argv)
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'H':
-			opt.host = optarg;
-			break;
-		case 'p':
-			opt.port = optarg;
-			break;
-		case 'c':
-			opt.conns =
-				(int)parse_num("--conns", optarg, 1, MAX_CONNS);
-			break;
+		case 'H': opt.host = optarg; break;
+		case 'p': opt.port = optarg; break;
+		case 'c': opt.conns = (int)parse_num("--conns", optarg, 1, MAX_CONNS); break;
 		case 'n':
-			opt.requests = (unsigned long long)parse_num(
-				"--requests", optarg, 1, 1e12);
+			opt.requests = (unsigned long long)parse_num("--requests", optarg, 1, 1e12);
 			break;
-		case 'd':
-			opt.duration =
-				parse_num("--duration", optarg, 0.001, 86400);
-			break;
-		case 'w':
-			opt.warmup = parse_num("--warmup", optarg, 0, 3600);
-			break;
-		case 'b':
-			opt.body = optarg;
-			break;
-		case 'P':
-			opt.path = optarg;
-			break;
-		case 'm':
-			opt.method = optarg;
-			break;
-		case 'W':
-			opt.wait_s = (int)parse_num("--wait", optarg, 0, 86400);
-			break;
-		case 't':
-			opt.timeout_s =
-				parse_num("--timeout", optarg, 0.001, 86400);
-			break;
+		case 'd': opt.duration = parse_num("--duration", optarg, 0.001, 86400); break;
+		case 'w': opt.warmup = parse_num("--warmup", optarg, 0, 3600); break;
+		case 'b': opt.body = optarg; break;
+		case 'P': opt.path = optarg; break;
+		case 'm': opt.method = optarg; break;
+		case 'W': opt.wait_s = (int)parse_num("--wait", optarg, 0, 86400); break;
+		case 't': opt.timeout_s = parse_num("--timeout", optarg, 0.001, 86400); break;
 		case 'E':
-			opt.max_errors = (unsigned long long)parse_num(
-				"--max-errors", optarg, 0, 1e15);
+			opt.max_errors =
+			    (unsigned long long)parse_num("--max-errors", optarg, 0, 1e15);
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			exit(2);
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "loadgen: unexpected argument '%s'\n",
-			argv[optind]);
+		fprintf(stderr, "loadgen: unexpected argument '%s'\n", argv[optind]);
 		exit(2);
 	}
 	if (opt.mode == MODE_RTT) {
@@ -1136,8 +1062,7 @@ static void parse_args(int argc, char **argv)
 			opt.duration = 5;
 	}
 	if (opt.warmup > 0 &&
-		(opt.duration == 0 ||
-			(opt.mode != MODE_SUBMIT && opt.mode != MODE_FILL))) {
+	    (opt.duration == 0 || (opt.mode != MODE_SUBMIT && opt.mode != MODE_FILL))) {
 		fprintf(stderr, "loadgen: --warmup needs submit or fill with "
 				"--duration\n");
 		exit(2);
@@ -1166,8 +1091,7 @@ int main(int argc, char **argv)
 	timeout_ns = (uint64_t)(opt.timeout_s * (double)NS_PER_S);
 
 	/* Room for the connections, if the hard limit allows. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-		rl.rlim_cur < (rlim_t)opt.conns + 64) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)opt.conns + 64) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
@@ -1179,11 +1103,9 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		fatal("%s:%s: %s", opt.host, opt.port, gai_strerror(rc));
 	if (strchr(opt.host, ':') != NULL)
-		snprintf(host_hdr, sizeof(host_hdr), "[%s]:%s", opt.host,
-			opt.port);
+		snprintf(host_hdr, sizeof(host_hdr), "[%s]:%s", opt.host, opt.port);
 	else
-		snprintf(host_hdr, sizeof(host_hdr), "%s:%s", opt.host,
-			opt.port);
+		snprintf(host_hdr, sizeof(host_hdr), "%s:%s", opt.host, opt.port);
 	build_post();
 
 	epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1227,8 +1149,7 @@ int main(int argc, char **argv)
 	t0_ns = now;
 	last_done_ns = now;
 	if (opt.duration > 0)
-		end_ns = now +
-			 (uint64_t)((opt.warmup + opt.duration) * NS_PER_S);
+		end_ns = now + (uint64_t)((opt.warmup + opt.duration) * NS_PER_S);
 	if (opt.warmup > 0) {
 		warming = 1;
 		warm_end_ns = now + (uint64_t)(opt.warmup * NS_PER_S);

@@ -2,7 +2,9 @@
 """run.py - the jobd benchmark driver (`make bench`).
 
 Runs four figures in one go, each beside an anchor measured in the same run
-on the same machine, prints a Markdown table and writes results.json:
+on the same machine, prints a Markdown table and writes results.json.
+Figures a to c are measured --repeat times (3; 1 with --quick), anchor and
+jobd alternating, and the medians reported:
 
   a. submit rate     jobd vs a bare libmicrohttpd server (bare_server)
   b. end to end      jobd submit + long-poll vs ThreadPoolExecutor(2)
@@ -182,6 +184,7 @@ class Bench:
         self.figures = []
         self.errors = []
         self.nstarted = 0
+        self.repeat = args.repeat
 
     # -- processes --
 
@@ -250,7 +253,7 @@ class Bench:
         except (IndexError, ValueError):
             raise BenchError("loadgen %s (status %d) printed no result: %s"
                              % (mode, p.returncode, p.stderr.strip()[-500:]))
-        self.raw[key] = res
+        self.raw.setdefault(key, []).append(res)
         if p.returncode != 0 or "error" in res:
             alive = server.proc.poll() is None
             raise BenchError("loadgen %s against %s: %s%s\n%s"
@@ -280,65 +283,75 @@ class Bench:
         })
 
     def run_submit(self):
-        """a. Submit rate against bare MHD; also the bare round trip that
-        anchors figure c."""
+        """a. Submit rate, jobd against bare MHD, in alternating rounds."""
         warm, dur = (0.5, 2) if self.quick else (1, 5)
         want = warm + dur + REQUEST_TIMEOUT + 10
-        log("a. submit rate: bare_server")
-        bare = self.start_bare()
-        try:
-            b = self.loadgen("bare_submit", bare, "submit", want,
-                             "--conns", 64, "--warmup", warm,
-                             "--duration", dur, "--body", ECHO_BODY)
-            self.loadgen("bare_rtt", bare, "submit", 1 + REQUEST_TIMEOUT + 10,
-                         "--conns", 1, "--duration", 1,
-                         "--body", ECHO_BODY)
-        finally:
-            self.stop(bare)
-        log("a. submit rate: jobd")
-        jobd = self.start_jobd(2)
-        self.jobd_version(jobd)
-        try:
-            j = self.loadgen("jobd_submit", jobd, "submit", want,
-                             "--conns", 64, "--warmup", warm,
-                             "--duration", dur, "--body", ECHO_BODY)
-        finally:
-            self.stop(jobd)
-        ratio = j["rps"] / b["rps"] if b["rps"] > 0 else None
+        bares, jobds = [], []
+        for i in range(self.repeat):
+            log("a. submit rate, round %d/%d: bare_server"
+                % (i + 1, self.repeat))
+            bare = self.start_bare()
+            try:
+                bares.append(self.loadgen(
+                    "bare_submit", bare, "submit", want, "--conns", 64,
+                    "--warmup", warm, "--duration", dur, "--body",
+                    ECHO_BODY))
+            finally:
+                self.stop(bare)
+            log("a. submit rate, round %d/%d: jobd" % (i + 1, self.repeat))
+            jobd = self.start_jobd(2)
+            self.jobd_version(jobd)
+            try:
+                jobds.append(self.loadgen(
+                    "jobd_submit", jobd, "submit", want, "--conns", 64,
+                    "--warmup", warm, "--duration", dur, "--body",
+                    ECHO_BODY))
+            finally:
+                self.stop(jobd)
+        b = median([x["rps"] for x in bares])
+        j = median([x["rps"] for x in jobds])
+        ratio = j / b if b > 0 else None
         note = None
         met = ratio is not None and ratio >= TARGET_SUBMIT_RATIO
-        if j["errors"] or b["errors"]:
+        bad = [x["status"] for x in bares + jobds if x["errors"]]
+        if bad:
             met = False
-            note = "non-2xx answers: jobd %s, bare %s" % (j["status"],
-                                                          b["status"])
-        self.figure("submit_rate", "submit rate", "req/s", j["rps"],
-                    b["rps"], "bare MHD, 1 thread", ratio,
+            note = "non-2xx answers: %s" % bad
+        self.figure("submit_rate", "submit rate", "req/s", j, b,
+                    "bare MHD, 1 thread", ratio,
                     "ratio >= %.2f" % TARGET_SUBMIT_RATIO, met, note)
 
     def run_e2e(self):
         """b. End to end: submit + long-poll every job vs an in-process
         ThreadPoolExecutor(2) running no-op tasks."""
         n = 5000 if self.quick else 20000
-        log("b. end to end: jobd, %d jobs" % n)
-        jobd = self.start_jobd(2)
-        try:
-            j = self.loadgen("jobd_e2e", jobd, "e2e", 120, "--conns", 64,
-                             "--requests", n, "--body", ECHO_BODY)
-        finally:
-            self.stop(jobd)
+        runs = []
+        for i in range(self.repeat):
+            log("b. end to end, round %d/%d: jobd, %d jobs"
+                % (i + 1, self.repeat, n))
+            jobd = self.start_jobd(2)
+            try:
+                runs.append(self.loadgen(
+                    "jobd_e2e", jobd, "e2e", 120, "--conns", 64,
+                    "--requests", n, "--body", ECHO_BODY))
+            finally:
+                self.stop(jobd)
         log("b. end to end: ThreadPoolExecutor(2), %d no-op tasks" % n)
         py = self.python_pool(n)
         self.raw["python_pool"] = py
-        ratio = j["jobs_per_s"] / py["jobs_per_s"]
-        met = j["jobs_per_s"] >= TARGET_E2E_JOBS_S
+        j = median([x["jobs_per_s"] for x in runs])
+        ratio = j / py["jobs_per_s"]
+        met = j >= TARGET_E2E_JOBS_S
         note = None
-        if j["failed"] or j["jobs"] != n:
+        bad = [x["states"] for x in runs
+               if x["failed"] or x["succeeded"] != n]
+        if bad:
             met = False
-            note = "%d of %d jobs did not succeed: %s" % (
-                n - j["succeeded"], n, j["states"])
-        self.figure("e2e", "end to end", "jobs/s", j["jobs_per_s"],
-                    py["jobs_per_s"], "ThreadPoolExecutor(2), in-process",
-                    ratio, ">= {:,.0f} jobs/s".format(TARGET_E2E_JOBS_S), met, note)
+            note = "not every job succeeded: %s" % bad
+        self.figure("e2e", "end to end", "jobs/s", j, py["jobs_per_s"],
+                    "ThreadPoolExecutor(2), in-process", ratio,
+                    ">= {:,.0f} jobs/s".format(TARGET_E2E_JOBS_S), met,
+                    note)
 
     @staticmethod
     def python_pool(n):
@@ -360,33 +373,46 @@ class Bench:
                 "jobs_per_s": n / best}
 
     def run_rtt(self):
-        """c. Round trip on a fresh, idle jobd."""
+        """c. Round trip on a fresh, idle jobd, beside two round trips to
+        bare MHD on one connection."""
         n = 300 if self.quick else 1000
-        log("c. round trip: jobd, %d jobs" % n)
-        jobd = self.start_jobd(2)
-        try:
-            r = self.loadgen("jobd_rtt", jobd, "rtt", 60 + REQUEST_TIMEOUT,
-                             "--requests", n, "--body", ECHO_BODY)
-        finally:
-            self.stop(jobd)
-        bare = self.raw.get("bare_rtt")
-        a50 = a99 = None
-        if bare and bare.get("lat_us", {}).get("n"):
-            # A job's round trip is two HTTP round trips.
-            a50 = 2 * bare["lat_us"]["p50"]
-            a99 = 2 * bare["lat_us"]["p99"]
+        bares, runs = [], []
+        for i in range(self.repeat):
+            log("c. round trip, round %d/%d: bare_server, 1 connection"
+                % (i + 1, self.repeat))
+            bare = self.start_bare()
+            try:
+                bares.append(self.loadgen(
+                    "bare_rtt", bare, "submit", 1 + REQUEST_TIMEOUT + 10,
+                    "--conns", 1, "--duration", 1, "--body", ECHO_BODY))
+            finally:
+                self.stop(bare)
+            log("c. round trip, round %d/%d: jobd, %d jobs"
+                % (i + 1, self.repeat, n))
+            jobd = self.start_jobd(2)
+            try:
+                runs.append(self.loadgen(
+                    "jobd_rtt", jobd, "rtt", 60 + REQUEST_TIMEOUT,
+                    "--requests", n, "--body", ECHO_BODY))
+            finally:
+                self.stop(jobd)
+        # A job's round trip is two HTTP round trips.
+        a50 = 2 * median([x["lat_us"]["p50"] for x in bares])
+        a99 = 2 * median([x["lat_us"]["p99"] for x in bares])
+        p50 = median([x["p50_us"] for x in runs])
+        p99 = median([x["p99_us"] for x in runs])
         note = None
-        met = r["p50_us"] <= TARGET_RTT_P50_US
-        if r["failed"]:
+        met = p50 <= TARGET_RTT_P50_US
+        bad = [x["states"] for x in runs if x["failed"]]
+        if bad:
             met = False
-            note = "%d of %d jobs did not succeed: %s" % (r["failed"], n,
-                                                         r["states"])
+            note = "not every job succeeded: %s" % bad
         aname = "2 requests to bare MHD"
-        self.figure("rtt_p50", "round trip p50", "us", r["p50_us"], a50,
-                    aname, r["p50_us"] / a50 if a50 else None,
+        self.figure("rtt_p50", "round trip p50", "us", p50, a50, aname,
+                    p50 / a50 if a50 else None,
                     "<= %d us" % TARGET_RTT_P50_US, met, note)
-        self.figure("rtt_p99", "round trip p99", "us", r["p99_us"], a99,
-                    aname, r["p99_us"] / a99 if a99 else None, None, None)
+        self.figure("rtt_p99", "round trip p99", "us", p99, a99, aname,
+                    p99 / a99 if a99 else None, None, None)
 
     def run_memory(self):
         """d. RSS growth per queued job, with the only thread kept busy."""
@@ -480,6 +506,12 @@ class Bench:
                 self.stop_all()
 
 
+def median(xs):
+    xs = sorted(xs)
+    k = len(xs) // 2
+    return xs[k] if len(xs) % 2 else (xs[k - 1] + xs[k]) / 2
+
+
 def http_json(port, method, path, body=None, timeout=10):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
@@ -556,6 +588,9 @@ def main():
     ap.add_argument("--only", action="append", default=[],
                     choices=["submit", "e2e", "rtt", "memory"],
                     help="run only this figure (repeatable)")
+    ap.add_argument("--repeat", type=int, metavar="N",
+                    help="measure figures a, b and c N times (1..5) and "
+                         "report medians (default 3; 1 with --quick)")
     ap.add_argument("--strict", action="store_true",
                     help="exit 1 when a target is missed")
     ap.add_argument("--keep", action="store_true",
@@ -563,6 +598,10 @@ def main():
     ap.add_argument("--jobd-arg", action="append", default=[],
                     help="extra argument for every jobd started (repeatable)")
     args = ap.parse_args()
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
+    if not 1 <= args.repeat <= 5:
+        ap.error("--repeat must be 1..5")
     for name in ("jobd", "loadgen", "bare"):
         p = getattr(args, name)
         if not os.access(p, os.X_OK):
@@ -570,8 +609,12 @@ def main():
 
     _load_libc()
     # A signal ends the run through the same cleanup as an error.
+    def on_signal(signum, frame):
+        log("interrupted by signal %d; stopping everything" % signum)
+        sys.exit(128 + signum)
+
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda s, f: sys.exit(128 + s))
+        signal.signal(sig, on_signal)
 
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
@@ -592,6 +635,7 @@ def main():
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seconds": round(elapsed, 3),
         "quick": args.quick,
+        "repeat": args.repeat,
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                     "machine": platform.machine(),
                     "python": platform.python_version()},
@@ -606,8 +650,9 @@ def main():
         f.write("\n")
     os.replace(tmp, args.out)
 
-    print("## jobd benchmark%s — %d CPUs, %.0f s\n"
-          % (" (quick)" if args.quick else "", os.cpu_count() or 0, elapsed))
+    print("## jobd benchmark%s — %d CPUs, %.0f s, medians of %d\n"
+          % (" (quick)" if args.quick else "", os.cpu_count() or 0, elapsed,
+             args.repeat))
     print(table(bench.figures))
     notes = [f for f in bench.figures if f["note"] or f["error"]]
     if notes:

@@ -146,7 +146,7 @@ static int set_key(struct jd_config *cfg, const struct jd_config_key *k, const c
 		   const char *where, struct jd_config_errors *errs)
 {
 	void *field = (char *)cfg + k->offset;
-	double v;
+	double v = 0;
 
 	switch (k->type) {
 	case JD_CFG_STRING: {
