@@ -20,7 +20,7 @@
 #include "workers/tasks.h"
 
 #define LIST_DEFAULT_LIMIT 100
-#define LIST_MAX_LIMIT 1000
+#define LIST_MAX_LIMIT     1000
 
 /* Path pattern segments: a literal, or "{id}" which captures a job ID. */
 struct route {
@@ -284,8 +284,8 @@ static void h_submit(struct jd_api *api, struct jd_req *r, const char *id)
 		return;
 	}
 	if (rc < 0) {
-		jd_req_problem(r, 400, "invalid-job", "Invalid job", err.field, "%s%s%s",
-			       err.field, err.field[0] ? ": " : "", err.message);
+		jd_req_problem(r, 400, "invalid-job", "Invalid job", err.field, "%s%s%s", err.field,
+			       err.field[0] ? ": " : "", err.message);
 		return;
 	}
 	jd_sched_submit(api->sched, job, on_submitted, r);
@@ -471,8 +471,7 @@ static void h_list(struct jd_api *api, struct jd_req *r, const char *unused)
 		limit = strtol(v, &end, 10);
 		if (!*v || *end || limit < 1 || limit > LIST_MAX_LIMIT) {
 			jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "limit",
-				       "limit must be a whole number from 1 to %d",
-				       LIST_MAX_LIMIT);
+				       "limit must be a whole number from 1 to %d", LIST_MAX_LIMIT);
 			return;
 		}
 	}
@@ -480,8 +479,9 @@ static void h_list(struct jd_api *api, struct jd_req *r, const char *unused)
 	if ((v = jd_req_query(r, "cursor")) != NULL) {
 		struct jd_id cur;
 		if (jd_id_parse(v, &cur) < 0) {
-			jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "cursor",
-				       "cursor must be a value of next_cursor from an earlier page");
+			jd_req_problem(
+			    r, 400, "invalid-query", "Invalid query parameter", "cursor",
+			    "cursor must be a value of next_cursor from an earlier page");
 			return;
 		}
 		struct jd_job *cj = jd_sched_find(api->sched, &cur);
@@ -595,8 +595,8 @@ static void h_tasks(struct jd_api *api, struct jd_req *r, const char *id)
 			jd_buf_json_str(&b, p->name);
 			jd_buf_adds(&b, ",\"type\":");
 			jd_buf_json_str(&b, p->type ? p->type : "any");
-			jd_buf_printf(&b, ",\"required\":%s,\"help\":",
-				      p->required ? "true" : "false");
+			jd_buf_printf(&b,
+				      ",\"required\":%s,\"help\":", p->required ? "true" : "false");
 			jd_buf_json_str(&b, p->help ? p->help : "");
 			jd_buf_addc(&b, '}');
 		}
@@ -621,9 +621,9 @@ static void h_health(struct jd_api *api, struct jd_req *r, const char *id)
 		      "\"draining\":%s,\"jobs\":{\"queued\":%llu,\"running\":%llu,"
 		      "\"total\":%llu}}",
 		      draining ? "draining" : "ok", JOBD_VERSION, JOBD_GIT,
-		      (double)(jd_mono_us() - api->started_mono) / 1e6,
-		      draining ? "true" : "false", (unsigned long long)st.queued,
-		      (unsigned long long)st.running, (unsigned long long)st.total);
+		      (double)(jd_mono_us() - api->started_mono) / 1e6, draining ? "true" : "false",
+		      (unsigned long long)st.queued, (unsigned long long)st.running,
+		      (unsigned long long)st.total);
 	reply_json(r, draining ? 503 : 200, &b);
 	if (draining)
 		jd_req_add_header(r, "Retry-After", "5");

@@ -18,8 +18,10 @@
 
 #include "daemon/config.h"
 
-#define KEY(sec, nm, ty, def, mn, mx, rel, hlp)                                            \
-	{ sec, #nm, ty, offsetof(struct jd_config, nm), def, mn, mx, rel, hlp }
+#define KEY(sec, nm, ty, def, mn, mx, rel, hlp)                                     \
+	{                                                                           \
+		sec, #nm, ty, offsetof(struct jd_config, nm), def, mn, mx, rel, hlp \
+	}
 
 const struct jd_config_key jd_config_keys[] = {
 	KEY("server", listen, JD_CFG_STRING, "127.0.0.1:7070", 0, 0, 0,
@@ -29,7 +31,8 @@ const struct jd_config_key jd_config_keys[] = {
 	KEY("server", log_level, JD_CFG_LOGLEVEL, "info", 0, 0, 1,
 	    "Least severe level logged: error, warning, notice, info or debug."),
 	KEY("server", max_body, JD_CFG_BYTES, "16M", 1024, 1024.0 * 1024 * 1024, 1,
-	    "Largest request body accepted; larger ones get 413 before being read. Suffixes K, M, G."),
+	    "Largest request body accepted; larger ones get 413 before being read. Suffixes K, M, "
+	    "G."),
 	KEY("server", max_connections, JD_CFG_INT, "1024", 4, 1000000, 0,
 	    "Most client connections open at once."),
 	KEY("server", max_connections_per_ip, JD_CFG_INT, "0", 0, 1000000, 0,
@@ -129,12 +132,22 @@ static int parse_bytes(const char *s, double *out)
 	if (end == s || errno || !isfinite(v) || v < 0)
 		return -EINVAL;
 	switch (toupper((unsigned char)*end)) {
-	case 'K': v *= 1024; end++; break;
-	case 'M': v *= 1024 * 1024; end++; break;
-	case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
+	case 'K':
+		v *= 1024;
+		end++;
+		break;
+	case 'M':
+		v *= 1024 * 1024;
+		end++;
+		break;
+	case 'G':
+		v *= 1024.0 * 1024 * 1024;
+		end++;
+		break;
 	default: break;
 	}
-	if (toupper((unsigned char)*end) == 'B' || (*end == 'i' && toupper((unsigned char)end[1]) == 'B'))
+	if (toupper((unsigned char)*end) == 'B' ||
+	    (*end == 'i' && toupper((unsigned char)end[1]) == 'B'))
 		end += *end == 'i' ? 2 : 1;
 	if (*end)
 		return -EINVAL;
@@ -168,8 +181,8 @@ static int set_key(struct jd_config *cfg, const struct jd_config_key *k, const c
 		return 0;
 	case JD_CFG_INT:
 		if (parse_number(value, &v) < 0 || v != floor(v)) {
-			jd_config_errors_add(errs, "%s: %s must be a whole number, not \"%s\"", where,
-					     k->name, value);
+			jd_config_errors_add(errs, "%s: %s must be a whole number, not \"%s\"",
+					     where, k->name, value);
 			return -EINVAL;
 		}
 		break;
@@ -300,8 +313,8 @@ static char *reader(char *str, int num, void *stream)
 		return str;
 	}
 	if (!strchr(t, '=')) {
-		jd_config_errors_add(st->errs, "%s:%d: expected 'key = value', got \"%s\"", st->path,
-				     st->line, t);
+		jd_config_errors_add(st->errs, "%s:%d: expected 'key = value', got \"%s\"",
+				     st->path, st->line, t);
 		st->failed = 1;
 		str[0] = '\0';
 	}

@@ -75,7 +75,7 @@ const struct jd_config_key *jd_config_find(const char *name);
 int jd_config_finish(struct jd_config *cfg, struct jd_config_errors *errs);
 
 void jd_config_errors_add(struct jd_config_errors *errs, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void jd_config_errors_cleanup(struct jd_config_errors *errs);
 
 /* Write the example config (every key, default and help) to f. */

@@ -27,7 +27,7 @@ struct jd_heap {
 void jd_heap_init(struct jd_heap *h, jd_heap_less_fn less, size_t slot_offset);
 void jd_heap_cleanup(struct jd_heap *h);
 int jd_heap_push(struct jd_heap *h, void *elem); /* 0 or -ENOMEM */
-void *jd_heap_peek(const struct jd_heap *h);      /* NULL when empty */
+void *jd_heap_peek(const struct jd_heap *h);     /* NULL when empty */
 void *jd_heap_pop(struct jd_heap *h);
 void jd_heap_remove(struct jd_heap *h, void *elem); /* no-op when not in heap */
 /* Re-establish order after elem's key changed. */

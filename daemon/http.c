@@ -55,7 +55,8 @@ static void reschedule(struct jd_http *h)
 		event_active(h->timer_ev, EV_TIMEOUT, 0);
 		return;
 	}
-	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
+			      .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 	evtimer_add(h->timer_ev, &tv);
 }
 
@@ -232,8 +233,8 @@ static enum MHD_Result on_each_arg(void *cls, enum MHD_ValueKind kind, const cha
 	return MHD_YES;
 }
 
-void jd_req_query_each(struct jd_req *r, const char *name,
-		       void (*fn)(void *arg, const char *value), void *arg)
+void jd_req_query_each(struct jd_req *r, const char *name, void (*fn)(void *arg, const char *value),
+		       void *arg)
 {
 	struct each_ctx c = { name, fn, arg };
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, on_each_arg, &c);
@@ -407,8 +408,8 @@ struct jd_http *jd_http_new(struct event_base *base, const struct jd_config *cfg
 
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-			 MHD_USE_TURBO;
+	unsigned flags =
+	    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 
@@ -419,8 +420,7 @@ struct jd_http *jd_http_new(struct event_base *base, const struct jd_config *cfg
 		{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout, NULL },
 		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h },
-		{ cfg->max_connections_per_ip ? MHD_OPTION_PER_IP_CONNECTION_LIMIT
-					      : MHD_OPTION_END,
+		{ cfg->max_connections_per_ip ? MHD_OPTION_PER_IP_CONNECTION_LIMIT : MHD_OPTION_END,
 		  (intptr_t)cfg->max_connections_per_ip, NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};

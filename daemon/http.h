@@ -60,8 +60,8 @@ int jd_http_listen(const char *addr, char *bound, size_t boundlen, char *err, si
 const char *jd_req_query(struct jd_req *r, const char *name);
 const char *jd_req_header(struct jd_req *r, const char *name);
 /* Call fn for every query argument named `name` (repeatable ones). */
-void jd_req_query_each(struct jd_req *r, const char *name,
-		       void (*fn)(void *arg, const char *value), void *arg);
+void jd_req_query_each(struct jd_req *r, const char *name, void (*fn)(void *arg, const char *value),
+		       void *arg);
 
 /* Replies: each takes ownership of what it is given. Exactly one per
  * request. Safe to call from any loop callback, also after a suspension. */

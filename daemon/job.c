@@ -17,8 +17,8 @@
 #include "workers/tasks.h"
 
 static const char *const state_names[JD_STATE_COUNT] = {
-	[JD_QUEUED] = "queued",		[JD_RUNNING] = "running",     [JD_SUCCEEDED] = "succeeded",
-	[JD_FAILED] = "failed",		[JD_TIMED_OUT] = "timed_out", [JD_CANCELLED] = "cancelled",
+	[JD_QUEUED] = "queued", [JD_RUNNING] = "running",     [JD_SUCCEEDED] = "succeeded",
+	[JD_FAILED] = "failed", [JD_TIMED_OUT] = "timed_out", [JD_CANCELLED] = "cancelled",
 };
 
 const char *jd_state_name(enum jd_state s)
@@ -69,7 +69,8 @@ static int check_labels(const cJSON *v, struct jd_job *job, struct jd_error *err
 {
 	if (!cJSON_IsObject(v))
 		return jd_error_set(err, "invalid_field", "labels",
-				    "must be an object of string values, not %s", json_type_name(v));
+				    "must be an object of string values, not %s",
+				    json_type_name(v));
 	struct jd_buf b;
 	int n = 0;
 	jd_buf_init(&b, 64);
@@ -118,8 +119,8 @@ static int check_labels(const cJSON *v, struct jd_job *job, struct jd_error *err
 	return job->labels ? 0 : -ENOMEM;
 }
 
-int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout,
-		     struct jd_job **out, struct jd_error *err)
+int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, struct jd_job **out,
+		     struct jd_error *err)
 {
 	const cJSON *task = NULL, *executor = NULL, *params = NULL, *priority = NULL,
 		    *timeout = NULL, *labels = NULL;
@@ -128,8 +129,8 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout,
 
 	*out = NULL;
 	if (!cJSON_IsObject(body))
-		return jd_error_set(err, "invalid_body", "", "the body must be a JSON object, not %s",
-				    json_type_name(body));
+		return jd_error_set(err, "invalid_body", "",
+				    "the body must be a JSON object, not %s", json_type_name(body));
 	for (const cJSON *f = body->child; f; f = f->next) {
 		const cJSON **slot = NULL;
 		if (strcmp(f->string, "task") == 0)
@@ -145,10 +146,11 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout,
 		else if (strcmp(f->string, "labels") == 0)
 			slot = &labels;
 		if (!slot)
-			return jd_error_set(err, "unknown_field", f->string,
-					    "unknown field \"%.60s\" (known: task, executor, params, "
-					    "priority, timeout, labels)",
-					    f->string);
+			return jd_error_set(
+			    err, "unknown_field", f->string,
+			    "unknown field \"%.60s\" (known: task, executor, params, "
+			    "priority, timeout, labels)",
+			    f->string);
 		if (*slot)
 			return jd_error_set(err, "invalid_field", f->string,
 					    "field given more than once");

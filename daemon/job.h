@@ -57,9 +57,9 @@ struct jd_job {
 	int8_t priority;
 	uint8_t running_in_executor; /* executor still holds it (even if terminal) */
 	uint32_t attempt;
-	int32_t worker; /* executor slot, -1 before it ran */
-	double timeout; /* seconds of running, 0 for none */
-	uint64_t seq;   /* submission order, FIFO within a priority */
+	int32_t worker;                              /* executor slot, -1 before it ran */
+	double timeout;                              /* seconds of running, 0 for none */
+	uint64_t seq;                                /* submission order, FIFO within a priority */
 	int64_t created_at, started_at, finished_at; /* realtime µs, 0 = not yet */
 	char *params;
 	char *labels; /* compact JSON object or NULL */
@@ -74,16 +74,16 @@ struct jd_job {
 };
 
 /* Limits a job spec must respect (sizes a client controls). */
-#define JD_MAX_LABELS 64
-#define JD_MAX_LABEL_KEY 128
+#define JD_MAX_LABELS      64
+#define JD_MAX_LABEL_KEY   128
 #define JD_MAX_LABEL_VALUE 1024
 
 /* Validate a submitted job body (already parsed) and build a job. `avail`
  * is the set of JD_EXEC_* bits enabled in this jobd. On success returns 0
  * and *out is a new job (state queued, no id yet) owned by the caller. On
  * error returns -EINVAL with err->field naming the offending field. */
-int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout,
-		     struct jd_job **out, struct jd_error *err);
+int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, struct jd_job **out,
+		     struct jd_error *err);
 
 void jd_job_free(struct jd_job *job);
 

@@ -76,8 +76,9 @@ static void log_va(enum jd_log_level level, const char *fmt, va_list ap)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-		n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ jobd[%d] %s: ",
-				      ts.tv_nsec / 1000000, (int)getpid(), jd_log_level_name(level));
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+				      ".%03ldZ jobd[%d] %s: ", ts.tv_nsec / 1000000, (int)getpid(),
+				      jd_log_level_name(level));
 	}
 	for (const unsigned char *p = (const unsigned char *)msg; *p && n < sizeof(line) - 6; p++) {
 		if (*p == '\n' && p[1] == '\0')

@@ -29,20 +29,20 @@ void jd_log(enum jd_log_level level, const char *fmt, ...) __attribute__((format
 /* Log whatever the level setting: for the few lines tools wait for (the
  * listening address). */
 void jd_log_always(enum jd_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Route libevent's and libmicrohttpd's messages through jd_log. */
 void jd_log_hook_libevent(void);
 void jd_log_mhd(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
-#define jd_err(...) jd_log(JD_LOG_ERROR, __VA_ARGS__)
-#define jd_warn(...) jd_log(JD_LOG_WARNING, __VA_ARGS__)
+#define jd_err(...)    jd_log(JD_LOG_ERROR, __VA_ARGS__)
+#define jd_warn(...)   jd_log(JD_LOG_WARNING, __VA_ARGS__)
 #define jd_notice(...) jd_log(JD_LOG_NOTICE, __VA_ARGS__)
-#define jd_info(...) jd_log(JD_LOG_INFO, __VA_ARGS__)
-#define jd_debug(...)                                                                      \
-	do {                                                                               \
-		if (jd_log_get_level() >= JD_LOG_DEBUG)                                    \
-			jd_log(JD_LOG_DEBUG, __VA_ARGS__);                                 \
+#define jd_info(...)   jd_log(JD_LOG_INFO, __VA_ARGS__)
+#define jd_debug(...)                                      \
+	do {                                               \
+		if (jd_log_get_level() >= JD_LOG_DEBUG)    \
+			jd_log(JD_LOG_DEBUG, __VA_ARGS__); \
 	} while (0)
 
 #endif

@@ -60,8 +60,7 @@ static void usage(FILE *f)
 		"jobd accepts jobs over HTTP and runs them on a pool of threads, answering\n"
 		"at once with a job ID that clients poll, wait on, or cancel.\n"
 		"\n"
-		"  -c, --config FILE          read FILE (default " DEFAULT_CONFIG
-		" if it exists)\n"
+		"  -c, --config FILE          read FILE (default " DEFAULT_CONFIG " if it exists)\n"
 		"      --check-config         check the configuration and exit: 0 when valid,\n"
 		"                             78 with every error as file:line: message\n"
 		"      --foreground           accepted for compatibility; jobd never forks\n"
@@ -144,7 +143,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	for (const struct jd_config_key *k = jd_config_keys; k->name; k++) {
 		if (!k->reloadable || k->type == JD_CFG_STRING)
 			continue;
-		size_t sz = k->type == JD_CFG_SECONDS	 ? sizeof(double)
+		size_t sz = k->type == JD_CFG_SECONDS    ? sizeof(double)
 			    : k->type == JD_CFG_LOGLEVEL ? sizeof(enum jd_log_level)
 							 : sizeof(int64_t);
 		memcpy((char *)&ds->cfg + k->offset, (char *)&ncfg + k->offset, sz);
@@ -194,8 +193,8 @@ static int parse_args(struct daemon_state *ds, int argc, char **argv, int *check
 		for (char *p = names[i]; *p; p++)
 			if (*p == '_')
 				*p = '-';
-		opts[n++] = (struct option){ names[i], required_argument, NULL,
-					     OPT_KEY_BASE + (int)i };
+		opts[n++] =
+		    (struct option){ names[i], required_argument, NULL, OPT_KEY_BASE + (int)i };
 	}
 	int rc = 0, c;
 	while (rc == 0 && (c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
@@ -220,9 +219,8 @@ static int parse_args(struct daemon_state *ds, int argc, char **argv, int *check
 			break;
 		default:
 			if (c >= OPT_KEY_BASE && c < OPT_KEY_BASE + (int)nkeys) {
-				ds->flags[ds->nflags++] = (struct flag){
-					jd_config_keys[c - OPT_KEY_BASE].name, optarg
-				};
+				ds->flags[ds->nflags++] =
+				    (struct flag){ jd_config_keys[c - OPT_KEY_BASE].name, optarg };
 				break;
 			}
 			usage(stderr);

@@ -433,9 +433,9 @@ int jd_sched_cancel(struct jd_sched *s, struct jd_job *job)
 {
 	if (jd_state_terminal(job->state))
 		return -EALREADY;
-	jd_job_set_error(job, "cancelled", job->state == JD_RUNNING
-						   ? "cancelled by a client while running"
-						   : "cancelled by a client before it started");
+	jd_job_set_error(job, "cancelled",
+			 job->state == JD_RUNNING ? "cancelled by a client while running"
+						  : "cancelled by a client before it started");
 	finish(s, job, JD_CANCELLED);
 	return 0;
 }

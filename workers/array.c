@@ -36,28 +36,27 @@
 #define FLOAT32_OVERFLOW 0x1.ffffffp+127
 
 static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 #define BAD 0xff
 /* Character -> 6-bit value; BAD (high bit set) for anything outside the
  * alphabet, '=' included: padding is handled apart, in the last quad. */
 static const uint8_t b64_value[256] = {
-	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
-	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
-	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,  62, BAD, BAD, BAD,  63,
-	 52,  53,  54,  55,  56,  57,  58,  59,  60,  61, BAD, BAD, BAD, BAD, BAD, BAD,
-	BAD,   0,   1,   2,   3,   4,   5,   6,   7,   8,   9,  10,  11,  12,  13,  14,
-	 15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25, BAD, BAD, BAD, BAD, BAD,
-	BAD,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,
-	 41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51, BAD, BAD, BAD, BAD, BAD,
-	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
-	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
-	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
-	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
-	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
-	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
-	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
-	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, 62,  BAD, BAD, BAD, 63,  52,  53,  54,  55,  56,  57,
+	58,  59,  60,  61,  BAD, BAD, BAD, BAD, BAD, BAD, BAD, 0,   1,   2,   3,   4,   5,   6,
+	7,   8,   9,   10,  11,  12,  13,  14,  15,  16,  17,  18,  19,  20,  21,  22,  23,  24,
+	25,  BAD, BAD, BAD, BAD, BAD, BAD, 26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,
+	37,  38,  39,  40,  41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51,  BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD,
 };
 
 static const char *const dtype_names[] = {
@@ -71,11 +70,9 @@ size_t jd_dtype_size(enum jd_dtype t)
 {
 	switch (t) {
 	case JD_INT32:
-	case JD_FLOAT32:
-		return 4;
+	case JD_FLOAT32: return 4;
 	case JD_INT64:
-	case JD_FLOAT64:
-		return 8;
+	case JD_FLOAT64: return 8;
 	}
 	return 0;
 }
@@ -246,7 +243,8 @@ static long b64_run(const char *src, size_t len, uint8_t *dst, size_t *bad)
 	} else {
 		for (i = 0; i < quads; i++, s += 4) {
 			if ((b64_value[s[0]] | b64_value[s[1]] | b64_value[s[2]] |
-			     b64_value[s[3]]) & 0x80) {
+			     b64_value[s[3]]) &
+			    0x80) {
 				*bad = b64_bad_in_quad(s, i * 4);
 				return -EINVAL;
 			}
@@ -346,8 +344,7 @@ static int check_elem(const cJSON *e, const enum jd_dtype *dtype, const char *fi
 					    "{\"dtype\": \"int64\", \"b64\": \"...\"}",
 					    fmt_num(num, sizeof(num), v));
 		return 0;
-	case JD_FLOAT64:
-		break;
+	case JD_FLOAT64: break;
 	}
 	return 0;
 }
@@ -369,7 +366,8 @@ static int parse_b64_form(const cJSON *v, const char *field, struct b64_form *ou
 	const cJSON *dt = NULL, *text = NULL, *it;
 	size_t esize;
 
-	cJSON_ArrayForEach(it, v) {
+	cJSON_ArrayForEach(it, v)
+	{
 		const cJSON **slot;
 
 		if (it->string && strcmp(it->string, "dtype") == 0) {
@@ -399,7 +397,8 @@ static int parse_b64_form(const cJSON *v, const char *field, struct b64_form *ou
 	if (jd_dtype_from_name(dt->valuestring, &out->dtype) < 0)
 		return jd_error_set(err, "invalid_params", f,
 				    "unknown dtype \"%.40s\" (expected int32, int64, float32 "
-				    "or float64)", dt->valuestring);
+				    "or float64)",
+				    dt->valuestring);
 	snprintf(f, sizeof(f), "%s.b64", field);
 	if (!text)
 		return jd_error_set(err, "invalid_params", f, "missing");
@@ -411,14 +410,15 @@ static int parse_b64_form(const cJSON *v, const char *field, struct b64_form *ou
 	if (out->len % 4)
 		return jd_error_set(err, "invalid_params", f,
 				    "base64 length %zu is not a multiple of 4 (padded "
-				    "RFC 4648 base64 expected)", out->len);
+				    "RFC 4648 base64 expected)",
+				    out->len);
 	out->nbytes = out->len ? out->len / 4 * 3 - b64_padding(out->text, out->len) : 0;
 	esize = jd_dtype_size(out->dtype);
 	if (out->nbytes % esize)
 		return jd_error_set(err, "invalid_params", f,
 				    "%zu bytes is not a whole number of %s elements "
-				    "(%zu bytes each)", out->nbytes, jd_dtype_name(out->dtype),
-				    esize);
+				    "(%zu bytes each)",
+				    out->nbytes, jd_dtype_name(out->dtype), esize);
 	out->n = out->nbytes / esize;
 	if (out->n > JD_ARRAY_MAX_ELEMS)
 		return jd_error_set(err, "invalid_params", f,
@@ -435,28 +435,32 @@ static int bad_b64_char(const struct b64_form *b, size_t bad, const char *field,
 
 	snprintf(f, sizeof(f), "%s.b64", field);
 	if (c == '=')
-		return jd_error_set(err, "invalid_params", f,
-				    "misplaced padding at character %zu", bad);
+		return jd_error_set(err, "invalid_params", f, "misplaced padding at character %zu",
+				    bad);
 	if (c > 0x20 && c < 0x7f && b64_value[c] != BAD)
 		/* A valid letter can only fail as the last one before
 		 * padding, with bits set that padding must leave zero. */
 		return jd_error_set(err, "invalid_params", f,
 				    "non-canonical base64: character %zu ('%c') has bits set "
-				    "that the padding discards", bad, c);
+				    "that the padding discards",
+				    bad, c);
 	if (c > 0x20 && c < 0x7f)
 		return jd_error_set(err, "invalid_params", f,
 				    "invalid base64 character '%c' at %zu (standard alphabet "
-				    "A-Z a-z 0-9 + / expected, no line breaks)", c, bad);
+				    "A-Z a-z 0-9 + / expected, no line breaks)",
+				    c, bad);
 	return jd_error_set(err, "invalid_params", f,
 			    "invalid base64 byte 0x%02x at %zu (standard alphabet A-Z a-z 0-9 "
-			    "+ / expected, no line breaks)", c, bad);
+			    "+ / expected, no line breaks)",
+			    c, bad);
 }
 
 static int not_an_array(const cJSON *v, const char *field, struct jd_error *err)
 {
 	return jd_error_set(err, "invalid_params", field,
 			    "expected an array of numbers or {\"dtype\": ..., \"b64\": ...}, "
-			    "got %s", json_kind(v));
+			    "got %s",
+			    json_kind(v));
 }
 
 int jd_array_check(const cJSON *v, const enum jd_dtype *dtype, const char *field, size_t *n_out,
@@ -469,7 +473,8 @@ int jd_array_check(const cJSON *v, const enum jd_dtype *dtype, const char *field
 	if (!field)
 		field = "";
 	if (cJSON_IsArray(v)) {
-		cJSON_ArrayForEach(e, v) {
+		cJSON_ArrayForEach(e, v)
+		{
 			if (n == JD_ARRAY_MAX_ELEMS)
 				return jd_error_set(err, "invalid_params", field,
 						    "more than %zu elements", JD_ARRAY_MAX_ELEMS);
@@ -535,8 +540,8 @@ static int out_of_memory(size_t n, const char *field, struct jd_error *err)
 	return -ENOMEM;
 }
 
-static int decode_json(const cJSON *v, enum jd_dtype dtype, const char *field,
-		       struct jd_array *out, struct jd_error *err)
+static int decode_json(const cJSON *v, enum jd_dtype dtype, const char *field, struct jd_array *out,
+		       struct jd_error *err)
 {
 	const cJSON *e;
 	size_t n, i = 0;
@@ -549,22 +554,15 @@ static int decode_json(const cJSON *v, enum jd_dtype dtype, const char *field,
 		return rc;
 	if (jd_array_alloc(out, dtype, n, 0) < 0)
 		return out_of_memory(n, field, err);
-	cJSON_ArrayForEach(e, v) {
+	cJSON_ArrayForEach(e, v)
+	{
 		double d = e->valuedouble;
 
 		switch (dtype) {
-		case JD_INT32:
-			((int32_t *)out->data)[i] = (int32_t)d;
-			break;
-		case JD_INT64:
-			((int64_t *)out->data)[i] = (int64_t)d;
-			break;
-		case JD_FLOAT32:
-			((float *)out->data)[i] = (float)d;
-			break;
-		case JD_FLOAT64:
-			((double *)out->data)[i] = d;
-			break;
+		case JD_INT32: ((int32_t *)out->data)[i] = (int32_t)d; break;
+		case JD_INT64: ((int64_t *)out->data)[i] = (int64_t)d; break;
+		case JD_FLOAT32: ((float *)out->data)[i] = (float)d; break;
+		case JD_FLOAT64: ((double *)out->data)[i] = d; break;
 		}
 		i++;
 	}
@@ -682,18 +680,10 @@ cJSON *jd_array_encode(const struct jd_array *a)
 		cJSON *e;
 
 		switch (a->dtype) {
-		case JD_INT32:
-			d = ((const int32_t *)a->data)[i];
-			break;
-		case JD_INT64:
-			d = (double)((const int64_t *)a->data)[i];
-			break;
-		case JD_FLOAT32:
-			d = float32_shortest(((const float *)a->data)[i]);
-			break;
-		case JD_FLOAT64:
-			d = ((const double *)a->data)[i];
-			break;
+		case JD_INT32: d = ((const int32_t *)a->data)[i]; break;
+		case JD_INT64: d = (double)((const int64_t *)a->data)[i]; break;
+		case JD_FLOAT32: d = float32_shortest(((const float *)a->data)[i]); break;
+		case JD_FLOAT64: d = ((const double *)a->data)[i]; break;
 		}
 		e = cJSON_CreateNumber(d);
 		if (!e) {

@@ -17,9 +17,9 @@ enum jd_dtype { JD_INT32, JD_INT64, JD_FLOAT32, JD_FLOAT64 };
 
 struct jd_array {
 	enum jd_dtype dtype;
-	int b64;        /* 1 when the input was base64 (and output should be) */
-	size_t n;       /* number of elements */
-	void *data;     /* n elements of dtype, owned, aligned for dtype */
+	int b64;    /* 1 when the input was base64 (and output should be) */
+	size_t n;   /* number of elements */
+	void *data; /* n elements of dtype, owned, aligned for dtype */
 };
 
 /* Limit on elements in one array, to bound memory per request. */
@@ -53,7 +53,7 @@ int jd_array_alloc(struct jd_array *a, enum jd_dtype dtype, size_t n, int b64);
 void jd_array_cleanup(struct jd_array *a);
 
 /* base64 (RFC 4648, with padding). */
-size_t jd_base64_encoded_len(size_t n);       /* without the NUL */
+size_t jd_base64_encoded_len(size_t n);                      /* without the NUL */
 void jd_base64_encode(const void *src, size_t n, char *dst); /* writes NUL */
 /* Decode `len` chars; returns bytes written to dst (capacity >= len/4*3),
  * or -EINVAL on bad input (bad char, bad padding, length not a multiple of 4). */

@@ -31,11 +31,11 @@
 
 /* 2^53-1 (JavaScript's MAX_SAFE_INTEGER): beyond it a JSON number may not
  * hold the integer that was meant. */
-#define JSON_INT_MAX 9007199254740991.0
-#define JSON_INT_MAX_I ((int64_t)9007199254740991)
-#define SGEMM_DIM_MAX 8192
+#define JSON_INT_MAX     9007199254740991.0
+#define JSON_INT_MAX_I   ((int64_t)9007199254740991)
+#define SGEMM_DIM_MAX    8192
 #define PRIMES_BELOW_MAX 2147483648.0 /* 2^31 */
-#define SLEEP_MAX 86400.0
+#define SLEEP_MAX        86400.0
 
 /* ---- shared parameter checks ---- */
 
@@ -57,7 +57,7 @@ static const char *json_kind(const cJSON *v)
 }
 
 static int invalid(struct jd_error *err, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Fill `err` for the field params.<name>. */
 static int invalid(struct jd_error *err, const char *name, const char *fmt, ...)
@@ -82,7 +82,8 @@ static int check_keys(const cJSON *params, const struct jd_param *spec, struct j
 	if (!cJSON_IsObject(params))
 		return jd_error_set(err, "invalid_params", "params", "expected an object, got %s",
 				    json_kind(params));
-	cJSON_ArrayForEach(it, params) {
+	cJSON_ArrayForEach(it, params)
+	{
 		unsigned i;
 
 		for (i = 0; spec[i].name; i++)
@@ -148,7 +149,8 @@ static int resolve_dtype(const cJSON *params, const cJSON *const *arrays, size_t
 		if (jd_dtype_from_name(d->valuestring, dt) < 0)
 			return jd_error_set(err, "invalid_params", "params.dtype",
 					    "unknown dtype \"%.40s\" (expected int32, int64, "
-					    "float32 or float64)", d->valuestring);
+					    "float32 or float64)",
+					    d->valuestring);
 		*explicit_out = 1;
 		return 0;
 	}
@@ -285,8 +287,8 @@ static int echo_check(const cJSON *params, struct jd_error *err)
 		return rc;
 	const cJSON *fail = cJSON_GetObjectItemCaseSensitive(params, "fail");
 	if (fail && !cJSON_IsString(fail))
-		return jd_error_set(err, "invalid_params", "params.fail", "expected a string, got %s",
-				    json_kind(fail));
+		return jd_error_set(err, "invalid_params", "params.fail",
+				    "expected a string, got %s", json_kind(fail));
 	return 0;
 }
 
@@ -495,18 +497,12 @@ static int saxpy_check(const cJSON *params, struct jd_error *err)
 		return rc;
 	a = cJSON_GetObjectItemCaseSensitive(params, "a");
 	switch (dt) {
-	case JD_INT32:
-		rc = check_number(a, "a", 1, -2147483648.0, 2147483647.0, err);
-		break;
-	case JD_INT64:
-		rc = check_number(a, "a", 1, -JSON_INT_MAX, JSON_INT_MAX, err);
-		break;
+	case JD_INT32: rc = check_number(a, "a", 1, -2147483648.0, 2147483647.0, err); break;
+	case JD_INT64: rc = check_number(a, "a", 1, -JSON_INT_MAX, JSON_INT_MAX, err); break;
 	case JD_FLOAT32:
 		rc = check_number(a, "a", 0, -(double)FLT_MAX, (double)FLT_MAX, err);
 		break;
-	case JD_FLOAT64:
-		rc = check_number(a, "a", 0, -INFINITY, INFINITY, err);
-		break;
+	case JD_FLOAT64: rc = check_number(a, "a", 0, -INFINITY, INFINITY, err); break;
 	}
 	if (rc < 0)
 		return rc;
@@ -636,7 +632,8 @@ static int sum_run(struct jd_task_ctx *ctx, const cJSON *params, cJSON **result)
 			jd_array_cleanup(&a);
 			jd_error_set(&ctx->error, "task_failed", "result.sum",
 				     "the sum %lld is beyond +-(2^53-1) and cannot be sent exactly "
-				     "as a JSON number", (long long)isum);
+				     "as a JSON number",
+				     (long long)isum);
 			return -ERANGE;
 		}
 		total = (double)isum;
@@ -854,8 +851,8 @@ static int primes_run(struct jd_task_ctx *ctx, const cJSON *params, cJSON **resu
 	rc = primes_check(params, &ctx->error);
 	if (rc < 0)
 		return rc;
-	count = count_primes(ctx, (uint64_t)cJSON_GetObjectItemCaseSensitive(params, "below")
-					  ->valuedouble);
+	count = count_primes(
+	    ctx, (uint64_t)cJSON_GetObjectItemCaseSensitive(params, "below")->valuedouble);
 	if (count == -ECANCELED)
 		return cancelled(ctx);
 	if (count < 0)
@@ -869,74 +866,74 @@ static int primes_run(struct jd_task_ctx *ctx, const cJSON *params, cJSON **resu
 
 const struct jd_task jd_builtin_tasks[] = {
 	{
-		.name = "echo",
-		.summary = "Return the value it is given",
-		.executors = CPU_EXECUTORS,
-		.preferred = JD_EXEC_THREAD,
-		.params = echo_params,
-		.result = "{\"value\": the value given}",
-		.check = echo_check,
-		.run = echo_run,
+	    .name = "echo",
+	    .summary = "Return the value it is given",
+	    .executors = CPU_EXECUTORS,
+	    .preferred = JD_EXEC_THREAD,
+	    .params = echo_params,
+	    .result = "{\"value\": the value given}",
+	    .check = echo_check,
+	    .run = echo_run,
 	},
 	{
-		.name = "sleep",
-		.summary = "Sleep for a while; wakes at once when cancelled",
-		.executors = CPU_EXECUTORS,
-		.preferred = JD_EXEC_THREAD,
-		.params = sleep_params,
-		.result = "{}",
-		.check = sleep_check,
-		.run = sleep_run,
+	    .name = "sleep",
+	    .summary = "Sleep for a while; wakes at once when cancelled",
+	    .executors = CPU_EXECUTORS,
+	    .preferred = JD_EXEC_THREAD,
+	    .params = sleep_params,
+	    .result = "{}",
+	    .check = sleep_check,
+	    .run = sleep_run,
 	},
 	{
-		.name = "square",
-		.summary = "Square each element of a numeric array",
-		.executors = CPU_EXECUTORS,
-		.preferred = JD_EXEC_THREAD,
-		.params = square_params,
-		.result = "{\"values\": each value squared, same dtype and form as the input}",
-		.check = square_check,
-		.run = square_run,
+	    .name = "square",
+	    .summary = "Square each element of a numeric array",
+	    .executors = CPU_EXECUTORS,
+	    .preferred = JD_EXEC_THREAD,
+	    .params = square_params,
+	    .result = "{\"values\": each value squared, same dtype and form as the input}",
+	    .check = square_check,
+	    .run = square_run,
 	},
 	{
-		.name = "saxpy",
-		.summary = "a*x + y over numeric arrays",
-		.executors = CPU_EXECUTORS,
-		.preferred = JD_EXEC_THREAD,
-		.params = saxpy_params,
-		.result = "{\"values\": a*x+y, b64 when x or y was}",
-		.check = saxpy_check,
-		.run = saxpy_run,
+	    .name = "saxpy",
+	    .summary = "a*x + y over numeric arrays",
+	    .executors = CPU_EXECUTORS,
+	    .preferred = JD_EXEC_THREAD,
+	    .params = saxpy_params,
+	    .result = "{\"values\": a*x+y, b64 when x or y was}",
+	    .check = saxpy_check,
+	    .run = saxpy_run,
 	},
 	{
-		.name = "sum",
-		.summary = "Sum a numeric array",
-		.executors = CPU_EXECUTORS,
-		.preferred = JD_EXEC_THREAD,
-		.params = sum_params,
-		.result = "{\"sum\": the total, accumulated in double (floats) or int64 (ints)}",
-		.check = sum_check,
-		.run = sum_run,
+	    .name = "sum",
+	    .summary = "Sum a numeric array",
+	    .executors = CPU_EXECUTORS,
+	    .preferred = JD_EXEC_THREAD,
+	    .params = sum_params,
+	    .result = "{\"sum\": the total, accumulated in double (floats) or int64 (ints)}",
+	    .check = sum_check,
+	    .run = sum_run,
 	},
 	{
-		.name = "sgemm",
-		.summary = "Single-precision matrix product c = a*b, row-major",
-		.executors = CPU_EXECUTORS,
-		.preferred = JD_EXEC_THREAD,
-		.params = sgemm_params,
-		.result = "{\"c\": m*n float32 values, row-major; b64 when a or b was}",
-		.check = sgemm_check,
-		.run = sgemm_run,
+	    .name = "sgemm",
+	    .summary = "Single-precision matrix product c = a*b, row-major",
+	    .executors = CPU_EXECUTORS,
+	    .preferred = JD_EXEC_THREAD,
+	    .params = sgemm_params,
+	    .result = "{\"c\": m*n float32 values, row-major; b64 when a or b was}",
+	    .check = sgemm_check,
+	    .run = sgemm_run,
 	},
 	{
-		.name = "primes",
-		.summary = "Count the primes below a bound (segmented sieve)",
-		.executors = CPU_EXECUTORS,
-		.preferred = JD_EXEC_THREAD,
-		.params = primes_params,
-		.result = "{\"count\": number of primes below `below`}",
-		.check = primes_check,
-		.run = primes_run,
+	    .name = "primes",
+	    .summary = "Count the primes below a bound (segmented sieve)",
+	    .executors = CPU_EXECUTORS,
+	    .preferred = JD_EXEC_THREAD,
+	    .params = primes_params,
+	    .result = "{\"count\": number of primes below `below`}",
+	    .check = primes_check,
+	    .run = primes_run,
 	},
 	{ .name = NULL },
 };

@@ -109,7 +109,8 @@ static void run_job(struct worker *w, struct jd_job *job)
 		cJSON_Delete(result);
 		if (!w->result && w->status == 0) {
 			w->status = -ENOMEM;
-			jd_error_set(&w->error, "executor_error", "", "out of memory printing result");
+			jd_error_set(&w->error, "executor_error", "",
+				     "out of memory printing result");
 		}
 	}
 }

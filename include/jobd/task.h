@@ -29,15 +29,15 @@ enum {
 /* A validation or run error: the field it concerns (may be empty) and a
  * message for humans. Filled with jd_error_set(). */
 struct jd_error {
-	char type[48];    /* machine-readable kind, e.g. "invalid_params" */
-	char field[96];   /* JSON path of the offending field, e.g. "params.values[3]" */
+	char type[48];  /* machine-readable kind, e.g. "invalid_params" */
+	char field[96]; /* JSON path of the offending field, e.g. "params.values[3]" */
 	char message[320];
 };
 
 /* Fill `err` (any argument may be NULL or "" where it does not apply).
  * Returns -EINVAL so that checks can `return jd_error_set(...)`. */
 int jd_error_set(struct jd_error *err, const char *type, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* What a running task can see and call. Owned by the executor; valid for the
  * duration of the run call only. */
@@ -61,7 +61,7 @@ static inline int jd_task_cancelled(const struct jd_task_ctx *ctx)
 /* Description of one parameter, for /v1/tasks and the docs. */
 struct jd_param {
 	const char *name;
-	const char *type;  /* "array", "number", "integer", "string", "object", "any", ... */
+	const char *type; /* "array", "number", "integer", "string", "object", "any", ... */
 	int required;
 	const char *help;
 };
@@ -81,8 +81,8 @@ typedef int (*jd_task_run_fn)(struct jd_task_ctx *ctx, const cJSON *params, cJSO
 struct jd_task {
 	const char *name;
 	const char *summary;
-	unsigned executors; /* JD_EXEC_* bits where the task can run */
-	unsigned preferred; /* one JD_EXEC_* bit: what "auto" picks */
+	unsigned executors;            /* JD_EXEC_* bits where the task can run */
+	unsigned preferred;            /* one JD_EXEC_* bit: what "auto" picks */
 	const struct jd_param *params; /* terminated by {NULL} */
 	const char *result;            /* one line describing the result */
 	jd_task_check_fn check;

@@ -90,8 +90,7 @@ static void expect_invalid(const char *json, enum jd_dtype dtype, const char *fi
 	cJSON_Delete(v);
 }
 
-static void decode_ok(const cJSON *v, enum jd_dtype dtype, int explicit_dtype,
-		      struct jd_array *a)
+static void decode_ok(const cJSON *v, enum jd_dtype dtype, int explicit_dtype, struct jd_array *a)
 {
 	struct jd_error err;
 
@@ -178,12 +177,11 @@ static void test_base64_round_trip(void **state)
 		assert_int_equal(strlen(enc), jd_base64_encoded_len(n));
 		assert_int_equal(strlen(enc) % 4, 0);
 		assert_int_equal(strspn(enc, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-					      "0123456789+/="),
+					     "0123456789+/="),
 				 strlen(enc));
 		assert_int_equal(jd_base64_decode(enc, strlen(enc), dec), (long)n);
 		assert_memory_equal(dec, src, n);
 	}
-
 }
 
 /* Every byte value, in each of the three positions of a quad. */
@@ -205,11 +203,11 @@ static void test_base64_all_bytes(void **state)
 static void test_base64_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"Z",        "Zg",       "Zg=",      "Zm9vY",    /* length not a multiple of 4 */
-		"Zm9v!A==", "Zm 9",     "Zm9v\nZg==", "Zm-_",   /* outside the alphabet */
-		"Zg==Zg==", "=Zg=",     "Z===",     "====",     /* misplaced padding */
-		"Zg=a",     "Zm=v",                             /* padding then data */
-		"Zh==",     "Zm9=",                             /* non-canonical bits */
+		"Z",           "Zg",   "Zg=",        "Zm9vY", /* length not a multiple of 4 */
+		"Zm9v!A==",    "Zm 9", "Zm9v\nZg==", "Zm-_",  /* outside the alphabet */
+		"Zg==Zg==",    "=Zg=", "Z===",       "====",  /* misplaced padding */
+		"Zg=a",        "Zm=v",                        /* padding then data */
+		"Zh==",        "Zm9=",                        /* non-canonical bits */
 		"Zm9v\x80g==",
 	};
 	uint8_t dst[16];
@@ -596,8 +594,8 @@ static void test_errors_b64_form(void **state)
 		       "params.values.b64", "misplaced padding at character 2");
 	expect_invalid("{\"dtype\": \"int32\", \"b64\": \"AQAAAP////9=\"}", JD_INT32,
 		       "params.values.b64", "non-canonical");
-	expect_invalid("{\"dtype\": \"float16\", \"b64\": \"\"}", JD_FLOAT32,
-		       "params.values.dtype", "unknown dtype \"float16\"");
+	expect_invalid("{\"dtype\": \"float16\", \"b64\": \"\"}", JD_FLOAT32, "params.values.dtype",
+		       "unknown dtype \"float16\"");
 	expect_invalid("{\"dtype\": 4, \"b64\": \"\"}", JD_FLOAT32, "params.values.dtype",
 		       "expected a string, got a number");
 	expect_invalid("{\"b64\": \"\"}", JD_FLOAT32, "params.values.dtype", "missing");

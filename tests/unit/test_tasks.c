@@ -176,7 +176,7 @@ static void result_array(const cJSON *v, enum jd_dtype dtype, struct jd_array *a
 static void test_table(void **state)
 {
 	static const char *const names[] = { "echo", "sleep", "square", "saxpy",
-					     "sum", "sgemm", "primes" };
+					     "sum",  "sgemm", "primes" };
 	size_t n = 0;
 
 	for (const struct jd_task *t = jd_builtin_tasks; t->name; t++, n++) {
@@ -346,8 +346,10 @@ static void test_square_check(void **state)
 	check_bad("square", "{\"values\": [3e9], \"dtype\": \"int32\"}", "params.values[0]");
 	check_bad("square", "{\"values\": [1], \"dtype\": \"float16\"}", "params.dtype");
 	check_bad("square", "{\"values\": [1], \"dtype\": 32}", "params.dtype");
-	check_bad("square", "{\"values\": {\"dtype\": \"float32\", \"b64\": \"AADAPw==\"}, "
-			    "\"dtype\": \"int32\"}", "params.values.dtype");
+	check_bad("square",
+		  "{\"values\": {\"dtype\": \"float32\", \"b64\": \"AADAPw==\"}, "
+		  "\"dtype\": \"int32\"}",
+		  "params.values.dtype");
 	check_bad("square", "{\"values\": {\"dtype\": \"float32\", \"b64\": \"AADA\"}}",
 		  "params.values.b64");
 	check_bad("square", "{\"values\": [1], \"value\": 1}", "params.value");
@@ -443,12 +445,14 @@ static void test_saxpy_check(void **state)
 	check_bad("saxpy", "{\"a\": 1, \"x\": [1], \"y\": [1], \"dtype\": \"double\"}",
 		  "params.dtype");
 	/* two encoded arrays of different dtypes */
-	check_bad("saxpy", "{\"a\": 1, \"x\": {\"dtype\": \"float32\", \"b64\": \"AADAPw==\"}, "
-			   "\"y\": {\"dtype\": \"int32\", \"b64\": \"AQAAAA==\"}}",
+	check_bad("saxpy",
+		  "{\"a\": 1, \"x\": {\"dtype\": \"float32\", \"b64\": \"AADAPw==\"}, "
+		  "\"y\": {\"dtype\": \"int32\", \"b64\": \"AQAAAA==\"}}",
 		  "params.y.dtype");
 	/* an encoded x sets the dtype the JSON y must fit */
-	check_bad("saxpy", "{\"a\": 1, \"x\": {\"dtype\": \"int32\", \"b64\": \"AQAAAA==\"}, "
-			   "\"y\": [0.5]}",
+	check_bad("saxpy",
+		  "{\"a\": 1, \"x\": {\"dtype\": \"int32\", \"b64\": \"AQAAAA==\"}, "
+		  "\"y\": [0.5]}",
 		  "params.y[0]");
 }
 
@@ -463,8 +467,7 @@ static void test_saxpy_run(void **state)
 		      "{\"values\":[12,24,36]}");
 	expect_result("saxpy", "{\"a\": 0.5, \"x\": [1, -2], \"y\": [0.25, 0]}",
 		      "{\"values\":[0.75,-1]}");
-	expect_result("saxpy",
-		      "{\"a\": -3, \"x\": [1, 2], \"y\": [5, 5], \"dtype\": \"int64\"}",
+	expect_result("saxpy", "{\"a\": -3, \"x\": [1, 2], \"y\": [5, 5], \"dtype\": \"int64\"}",
 		      "{\"values\":[2,-1]}");
 	/* int32 wraps: 2*2^30 + 2^30 = 3*2^30 */
 	expect_result("saxpy",
@@ -518,8 +521,7 @@ static void test_sum_run(void **state)
 	expect_result("sum", "{\"values\": [1, 2, 3, 4.5]}", "{\"sum\":10.5}");
 	expect_result("sum", "{\"values\": [1, 2, 3, -4], \"dtype\": \"int32\"}", "{\"sum\":2}");
 	expect_result("sum", "{\"values\": [1, 2, 3, -4], \"dtype\": \"int64\"}", "{\"sum\":2}");
-	expect_result("sum", "{\"values\": [0.5, 0.25], \"dtype\": \"float32\"}",
-		      "{\"sum\":0.75}");
+	expect_result("sum", "{\"values\": [0.5, 0.25], \"dtype\": \"float32\"}", "{\"sum\":0.75}");
 	/* int32 sums do not wrap: the accumulator is int64 */
 	expect_result("sum", "{\"values\": [2147483647, 2147483647], \"dtype\": \"int32\"}",
 		      "{\"sum\":4294967294}");
@@ -591,41 +593,41 @@ static void test_sgemm_check(void **state)
 	check_bad("sgemm", "{\"m\": 1, \"n\": 1, \"a\": [1], \"b\": [1]}", "params.k");
 	check_bad("sgemm", "{\"m\": 1, \"n\": 1, \"k\": 1, \"b\": [1]}", "params.a");
 	check_bad("sgemm", "{\"m\": 1, \"n\": 1, \"k\": 1, \"a\": [1]}", "params.b");
-	check_bad("sgemm", "{\"m\": 0, \"n\": 1, \"k\": 1, \"a\": [], \"b\": [1]}",
-		  "params.m");
-	check_bad("sgemm", "{\"m\": 8193, \"n\": 1, \"k\": 1, \"a\": [1], \"b\": [1]}",
-		  "params.m");
-	check_bad("sgemm", "{\"m\": 1, \"n\": 1.5, \"k\": 1, \"a\": [1], \"b\": [1]}",
-		  "params.n");
+	check_bad("sgemm", "{\"m\": 0, \"n\": 1, \"k\": 1, \"a\": [], \"b\": [1]}", "params.m");
+	check_bad("sgemm", "{\"m\": 8193, \"n\": 1, \"k\": 1, \"a\": [1], \"b\": [1]}", "params.m");
+	check_bad("sgemm", "{\"m\": 1, \"n\": 1.5, \"k\": 1, \"a\": [1], \"b\": [1]}", "params.n");
 	check_bad("sgemm", "{\"m\": 1, \"n\": 1, \"k\": \"1\", \"a\": [1], \"b\": [1]}",
 		  "params.k");
-	check_bad("sgemm", "{\"m\": 2, \"n\": 1, \"k\": 1, \"a\": [1], \"b\": [1]}",
-		  "params.a");
-	check_bad("sgemm", "{\"m\": 1, \"n\": 2, \"k\": 1, \"a\": [1], \"b\": [1]}",
-		  "params.b");
+	check_bad("sgemm", "{\"m\": 2, \"n\": 1, \"k\": 1, \"a\": [1], \"b\": [1]}", "params.a");
+	check_bad("sgemm", "{\"m\": 1, \"n\": 2, \"k\": 1, \"a\": [1], \"b\": [1]}", "params.b");
 	check_bad("sgemm", "{\"m\": 1, \"n\": 1, \"k\": 1, \"a\": [1e39], \"b\": [1]}",
 		  "params.a[0]");
-	check_bad("sgemm", "{\"m\": 1, \"n\": 1, \"k\": 1, \"a\": [1], "
-			   "\"b\": {\"dtype\": \"float64\", \"b64\": \"AAAAAAAA+D8=\"}}",
+	check_bad("sgemm",
+		  "{\"m\": 1, \"n\": 1, \"k\": 1, \"a\": [1], "
+		  "\"b\": {\"dtype\": \"float64\", \"b64\": \"AAAAAAAA+D8=\"}}",
 		  "params.b.dtype");
-	check_bad("sgemm", "{\"m\": 1, \"n\": 1, \"k\": 1, \"a\": [1], \"b\": [1], "
-			   "\"dtype\": \"float32\"}",
+	check_bad("sgemm",
+		  "{\"m\": 1, \"n\": 1, \"k\": 1, \"a\": [1], \"b\": [1], "
+		  "\"dtype\": \"float32\"}",
 		  "params.dtype");
 }
 
 static void test_sgemm_small(void **state)
 {
 	/* [1 2 3; 4 5 6] * [7 8; 9 10; 11 12] = [58 64; 139 154] */
-	expect_result("sgemm", "{\"m\": 2, \"n\": 2, \"k\": 3, \"a\": [1, 2, 3, 4, 5, 6], "
-			       "\"b\": [7, 8, 9, 10, 11, 12]}",
+	expect_result("sgemm",
+		      "{\"m\": 2, \"n\": 2, \"k\": 3, \"a\": [1, 2, 3, 4, 5, 6], "
+		      "\"b\": [7, 8, 9, 10, 11, 12]}",
 		      "{\"c\":[58,64,139,154]}");
 	/* [1 2 3] * [1; -1; 0.5] = [0.5]; 1x1 */
-	expect_result("sgemm", "{\"m\": 1, \"n\": 1, \"k\": 3, \"a\": [1, 2, 3], "
-			       "\"b\": [1, -1, 0.5]}",
+	expect_result("sgemm",
+		      "{\"m\": 1, \"n\": 1, \"k\": 3, \"a\": [1, 2, 3], "
+		      "\"b\": [1, -1, 0.5]}",
 		      "{\"c\":[0.5]}");
 	/* a column times a row: 3x1 * 1x2 */
-	expect_result("sgemm", "{\"m\": 3, \"n\": 2, \"k\": 1, \"a\": [1, 2, 3], "
-			       "\"b\": [10, -1]}",
+	expect_result("sgemm",
+		      "{\"m\": 3, \"n\": 2, \"k\": 1, \"a\": [1, 2, 3], "
+		      "\"b\": [10, -1]}",
 		      "{\"c\":[10,-1,20,-2,30,-3]}");
 }
 
@@ -734,8 +736,9 @@ static void test_primes_segments(void **state)
 {
 	enum { LIMIT = 1600000 };
 	static const long long below[] = {
-		49, 50, 524287, 524288, 524289, 524290, 524291, 524292, 524293, 524294,
-		1048577, 1048578, 1048579, 1048580, 1048581, 1572867, 1572868, 1572869, LIMIT,
+		49,      50,      524287,  524288,  524289,  524290,  524291,
+		524292,  524293,  524294,  1048577, 1048578, 1048579, 1048580,
+		1048581, 1572867, 1572868, 1572869, LIMIT,
 	};
 	unsigned char *composite = calloc(LIMIT, 1);
 	long long *count = malloc(sizeof(*count) * (LIMIT + 1));

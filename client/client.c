@@ -1,0 +1,546 @@
+/*
+ * client.c - jobctl's HTTP client: evhttp requests to jobd over a small
+ * pool of keep-alive connections, driven by one event loop.
+ *
+ * Single-threaded. Calls queue until a connection is free (at most
+ * JD_CTL_MAX_CONNS are opened); a finished call is handed to its owner
+ * from a separate loop event, never from inside evhttp's callback, since
+ * evhttp may call back from within evhttp_make_request() itself and frees
+ * the request after we return.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "client.h"
+#include "show.h"
+#include "util.h"
+#include "version.h"
+
+/* Seconds an ordinary request may go without progress before we give up. */
+#define REQUEST_TIMEOUT 60.0
+
+/* Largest response body accepted; larger ones fail the request. */
+#define MAX_RESPONSE (1024L * 1024 * 1024)
+
+/* A request, from jd_ctl_call() until its owner has had the reply. */
+struct jd_call {
+	struct jd_ctl *ctl;
+	struct jd_conn *conn;
+	enum evhttp_cmd_type method;
+	char *path;
+	char *body; /* request body, NULL for none */
+	double timeout;
+	int retries; /* left for an idempotent request lost to a stale connection */
+	int finished;
+	int ev_err; /* enum evhttp_request_error, or -1 if evhttp reported none */
+	struct jd_reply reply;
+	jd_call_done_fn on_done;
+	void *arg;
+	struct jd_call *next;
+};
+
+void jd_reply_cleanup(struct jd_reply *r)
+{
+	free(r->reason);
+	free(r->retry_after);
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+static void call_free(struct jd_call *c)
+{
+	if (!c)
+		return;
+	free(c->path);
+	free(c->body);
+	jd_reply_cleanup(&c->reply);
+	free(c);
+}
+
+static void ctl_dispatch(struct jd_ctl *ctl);
+
+/* Completed calls are handed to their owners from a separate event, never
+ * from inside evhttp's callback: evhttp may call back from within
+ * evhttp_make_request() itself, and it frees the request after we return. */
+static void call_finish(struct jd_call *c)
+{
+	struct jd_ctl *ctl = c->ctl;
+	c->finished = 1;
+	if (c->conn) {
+		c->conn->call = NULL;
+		c->conn = NULL;
+	}
+	c->next = NULL;
+	*ctl->done_tail = c;
+	ctl->done_tail = &c->next;
+	event_active(ctl->done_ev, EV_TIMEOUT, 0);
+}
+
+static void on_http_error(enum evhttp_request_error err, void *arg)
+{
+	struct jd_call *c = arg;
+	c->ev_err = (int)err;
+}
+
+static void on_http_done(struct evhttp_request *req, void *arg)
+{
+	struct jd_call *c = arg;
+	struct jd_reply *r = &c->reply;
+	if (c->finished)
+		return;
+	int code = req ? evhttp_request_get_response_code(req) : 0;
+	if (code <= 0) {
+		/* evhttp 2.1 reports a failed connect with no error callback. */
+		switch (c->ev_err) {
+		case -1: r->xerr = JD_XERR_CONNECT; break;
+		case EVREQ_HTTP_TIMEOUT: r->xerr = JD_XERR_TIMEOUT; break;
+		case EVREQ_HTTP_EOF: r->xerr = JD_XERR_EOF; break;
+		case EVREQ_HTTP_INVALID_HEADER: r->xerr = JD_XERR_PROTOCOL; break;
+		case EVREQ_HTTP_BUFFER_ERROR: r->xerr = JD_XERR_IO; break;
+		case EVREQ_HTTP_DATA_TOO_LONG: r->xerr = JD_XERR_TOO_LARGE; break;
+		default: r->xerr = JD_XERR_INTERNAL; break;
+		}
+		call_finish(c);
+		return;
+	}
+	r->status = code;
+	const char *reason = evhttp_request_get_response_code_line(req);
+	r->reason = jd_xstrdup(reason ? reason : "");
+	const char *ra = evhttp_find_header(evhttp_request_get_input_headers(req), "Retry-After");
+	if (ra)
+		r->retry_after = jd_xstrdup(ra);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	r->len = evbuffer_get_length(in);
+	r->body = jd_xmalloc(r->len + 1);
+	evbuffer_copyout(in, r->body, r->len);
+	r->body[r->len] = '\0';
+	call_finish(c);
+}
+
+static int resolve(struct jd_ctl *ctl);
+
+static void call_start(struct jd_conn *cn, struct jd_call *c)
+{
+	struct evhttp_request *req = evhttp_request_new(on_http_done, c);
+	if (!req) {
+		c->reply.xerr = JD_XERR_INTERNAL;
+		call_finish(c);
+		return;
+	}
+	evhttp_request_set_error_cb(req, on_http_error);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Host", c->ctl->authority);
+	evhttp_add_header(h, "User-Agent", "jobctl/" JOBD_VERSION);
+	evhttp_add_header(h, "Accept", "application/json, application/problem+json");
+	if (c->body) {
+		evhttp_add_header(h, "Content-Type", "application/json");
+		evbuffer_add(evhttp_request_get_output_buffer(req), c->body, strlen(c->body));
+	}
+	struct timeval tv = jd_timeval(c->timeout);
+	evhttp_connection_set_timeout_tv(cn->evcon, &tv);
+	c->ev_err = -1;
+	c->conn = cn;
+	cn->call = c;
+	if (evhttp_make_request(cn->evcon, req, c->method, c->path) != 0 && !c->finished) {
+		c->reply.xerr = JD_XERR_CONNECT;
+		call_finish(c);
+	}
+}
+
+/* Start queued calls on idle connections, opening new ones up to
+ * JD_CTL_MAX_CONNS. */
+static void ctl_dispatch(struct jd_ctl *ctl)
+{
+	while (ctl->queue) {
+		struct jd_call *c = ctl->queue;
+		if (ctl->resolved == 0)
+			resolve(ctl);
+		if (ctl->resolved < 0) {
+			ctl->queue = c->next;
+			c->reply.xerr = JD_XERR_RESOLVE;
+			call_finish(c);
+			continue;
+		}
+		struct jd_conn *cn = NULL;
+		for (int i = 0; i < ctl->nconns && !cn; i++)
+			if (!ctl->conns[i].call)
+				cn = &ctl->conns[i];
+		if (!cn && ctl->nconns < JD_CTL_MAX_CONNS) {
+			struct evhttp_connection *evcon = evhttp_connection_base_new(
+			    ctl->base, NULL, ctl->addr, (unsigned short)ctl->port);
+			if (!evcon) {
+				ctl->queue = c->next;
+				c->reply.xerr = JD_XERR_INTERNAL;
+				call_finish(c);
+				continue;
+			}
+			evhttp_connection_set_max_body_size(evcon, MAX_RESPONSE);
+			cn = &ctl->conns[ctl->nconns++];
+			cn->evcon = evcon;
+			cn->call = NULL;
+		}
+		if (!cn)
+			return;
+		ctl->queue = c->next;
+		if (!ctl->queue)
+			ctl->queue_tail = &ctl->queue;
+		call_start(cn, c);
+	}
+	ctl->queue_tail = &ctl->queue;
+}
+
+static void call_enqueue(struct jd_ctl *ctl, struct jd_call *c)
+{
+	c->next = NULL;
+	*ctl->queue_tail = c;
+	ctl->queue_tail = &c->next;
+	ctl_dispatch(ctl);
+}
+
+/* Send a request; `on_done` gets the reply (it may take the reply's
+ * buffers, zeroing what it takes) once the loop runs. `path` is below the
+ * URL's prefix; `body` is copied. `timeout` <= 0 means REQUEST_TIMEOUT. */
+void jd_ctl_call(struct jd_ctl *ctl, enum evhttp_cmd_type method, const char *path,
+		 const char *body, double timeout, jd_call_done_fn on_done, void *arg)
+{
+	struct jd_call *c = jd_xcalloc(1, sizeof(*c));
+	c->ctl = ctl;
+	c->method = method;
+	c->path = jd_xasprintf("%s%s", ctl->prefix, path);
+	c->body = body ? jd_xstrdup(body) : NULL;
+	c->timeout = timeout > 0 ? timeout : REQUEST_TIMEOUT;
+	c->retries = method == EVHTTP_REQ_GET ? 1 : 0;
+	c->on_done = on_done;
+	c->arg = arg;
+	call_enqueue(ctl, c);
+}
+
+static void on_calls_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct jd_ctl *ctl = arg;
+	struct jd_call *list = ctl->done;
+	ctl->done = NULL;
+	ctl->done_tail = &ctl->done;
+	while (list) {
+		struct jd_call *c = list;
+		list = c->next;
+		/* A GET that met a closed keep-alive connection was never seen
+		 * by jobd in any way that matters: send it once more. */
+		if (c->reply.xerr == JD_XERR_EOF && c->retries > 0) {
+			c->retries--;
+			c->finished = 0;
+			memset(&c->reply, 0, sizeof(c->reply));
+			call_enqueue(ctl, c);
+			continue;
+		}
+		c->reply.timeout = c->timeout;
+		c->on_done(&c->reply, c->arg);
+		call_free(c);
+	}
+	ctl_dispatch(ctl);
+}
+
+/* Run the loop until `*flag` is set. */
+void jd_ctl_run_until(struct jd_ctl *ctl, const int *flag)
+{
+	while (!*flag)
+		if (event_base_loop(ctl->base, EVLOOP_ONCE) != 0)
+			break; /* nothing left that could set it: a bug */
+}
+
+struct sync_wait {
+	int done;
+	struct jd_reply *out;
+};
+
+static void on_sync_done(struct jd_reply *r, void *arg)
+{
+	struct sync_wait *s = arg;
+	*s->out = *r;
+	memset(r, 0, sizeof(*r));
+	s->done = 1;
+}
+
+/* Send one request and wait for its reply, which the caller cleans up. */
+void jd_ctl_call_sync(struct jd_ctl *ctl, enum evhttp_cmd_type method, const char *path,
+		      const char *body, struct jd_reply *out)
+{
+	struct sync_wait s = { 0, out };
+	memset(out, 0, sizeof(*out));
+	jd_ctl_call(ctl, method, path, body, 0, on_sync_done, &s);
+	jd_ctl_run_until(ctl, &s.done);
+	if (!s.done)
+		out->xerr = JD_XERR_INTERNAL;
+}
+
+/* Try a TCP connect to `sa`, waiting at most `ms`. 0 or a negative errno. */
+static int probe_connect(const struct sockaddr *sa, socklen_t len, int ms)
+{
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int rc = 0;
+	if (connect(fd, sa, len) < 0) {
+		if (errno != EINPROGRESS) {
+			rc = -errno;
+		} else {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			int n = poll(&p, 1, ms);
+			int err = 0;
+			socklen_t el = sizeof(err);
+			if (n == 0)
+				rc = -ETIMEDOUT;
+			else if (n < 0)
+				rc = -errno;
+			else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+				rc = -errno;
+			else
+				rc = -err;
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+/* Resolve the URL's host once, before the first connection. evhttp only
+ * tries the first address of a name, and "localhost" is often ::1 first
+ * while jobd listens on 127.0.0.1 alone; so a name with several addresses
+ * gets a quick connect to each, and the first that answers is used. */
+static int resolve(struct jd_ctl *ctl)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	struct addrinfo *res = NULL, *pick = NULL;
+	char port[16];
+	snprintf(port, sizeof(port), "%d", ctl->port);
+	int rc = getaddrinfo(ctl->host, port, &hints, &res);
+	if (rc != 0) {
+		ctl->gai_err = rc;
+		ctl->resolved = -1;
+		return -ENOENT;
+	}
+	pick = res;
+	if (res->ai_next)
+		for (struct addrinfo *a = res; a; a = a->ai_next)
+			if (probe_connect(a->ai_addr, a->ai_addrlen, 1000) == 0) {
+				pick = a;
+				break;
+			}
+	memcpy(&ctl->sa, pick->ai_addr, pick->ai_addrlen);
+	ctl->salen = pick->ai_addrlen;
+	rc = getnameinfo(pick->ai_addr, pick->ai_addrlen, ctl->addr, sizeof(ctl->addr), NULL, 0,
+			 NI_NUMERICHOST);
+	freeaddrinfo(res);
+	if (rc != 0) {
+		ctl->gai_err = rc;
+		ctl->resolved = -1;
+		return -ENOENT;
+	}
+	ctl->resolved = 1;
+	return 0;
+}
+
+/* Parse the URL into `ctl`. Only http:// for now. Returns JD_EXIT_OK or
+ * JD_EXIT_USAGE (with a message printed). */
+static int ctl_set_url(struct jd_ctl *ctl, const char *url)
+{
+	if (!strncmp(url, "unix:", 5)) {
+		fprintf(stderr,
+			"jobctl: %s: Unix sockets are not supported yet; use http://HOST:PORT\n",
+			url);
+		return JD_EXIT_USAGE;
+	}
+	struct evhttp_uri *u = evhttp_uri_parse(url);
+	const char *scheme = u ? evhttp_uri_get_scheme(u) : NULL;
+	const char *host = u ? evhttp_uri_get_host(u) : NULL;
+	if (scheme && !strcasecmp(scheme, "https")) {
+		fprintf(stderr, "jobctl: %s: https is not supported yet; use http://\n", url);
+		evhttp_uri_free(u);
+		return JD_EXIT_USAGE;
+	}
+	if (!u || !scheme || strcasecmp(scheme, "http") || !host || !*host ||
+	    evhttp_uri_get_query(u) || evhttp_uri_get_fragment(u) || evhttp_uri_get_userinfo(u)) {
+		fprintf(stderr, "jobctl: invalid URL '%s': expected http://HOST[:PORT][/PREFIX]\n",
+			url);
+		if (u)
+			evhttp_uri_free(u);
+		return JD_EXIT_USAGE;
+	}
+	int port = evhttp_uri_get_port(u);
+	ctl->url = jd_xstrdup(url);
+	ctl->port = port < 0 ? 80 : port;
+	ctl->authority = port < 0 ? jd_xstrdup(host) : jd_xasprintf("%s:%d", host, port);
+	size_t hl = strlen(host);
+	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']')
+		ctl->host = jd_xasprintf("%.*s", (int)(hl - 2), host + 1);
+	else
+		ctl->host = jd_xstrdup(host);
+	const char *path = evhttp_uri_get_path(u);
+	size_t pl = path ? strlen(path) : 0;
+	while (pl > 0 && path[pl - 1] == '/')
+		pl--;
+	ctl->prefix = jd_xasprintf("%.*s", (int)pl, path ? path : "");
+	evhttp_uri_free(u);
+	return JD_EXIT_OK;
+}
+
+int jd_ctl_init(struct jd_ctl *ctl, const char *url, int json)
+{
+	memset(ctl, 0, sizeof(*ctl));
+	ctl->json = json;
+	ctl->queue_tail = &ctl->queue;
+	ctl->done_tail = &ctl->done;
+	int rc = ctl_set_url(ctl, url);
+	if (rc != JD_EXIT_OK)
+		return rc;
+	ctl->base = event_base_new();
+	if (!ctl->base || !(ctl->done_ev = event_new(ctl->base, -1, 0, on_calls_done, ctl))) {
+		fputs("jobctl: cannot set up the event loop\n", stderr);
+		return JD_EXIT_SERVER;
+	}
+	return JD_EXIT_OK;
+}
+
+void jd_ctl_cleanup(struct jd_ctl *ctl)
+{
+	/* Connections first: freeing one drops its pending request without a
+	 * callback, after which our call can go. */
+	for (int i = 0; i < ctl->nconns; i++) {
+		evhttp_connection_free(ctl->conns[i].evcon);
+		call_free(ctl->conns[i].call);
+	}
+	struct jd_call *lists[2] = { ctl->queue, ctl->done };
+	for (int i = 0; i < 2; i++)
+		while (lists[i]) {
+			struct jd_call *c = lists[i];
+			lists[i] = c->next;
+			call_free(c);
+		}
+	if (ctl->done_ev)
+		event_free(ctl->done_ev);
+	if (ctl->base)
+		event_base_free(ctl->base);
+	free(ctl->url);
+	free(ctl->host);
+	free(ctl->authority);
+	free(ctl->prefix);
+	memset(ctl, 0, sizeof(*ctl));
+}
+
+/* ---- replies ---- */
+
+/* Why we could not talk to jobd, on stderr. */
+static void report_xerr(struct jd_ctl *ctl, const struct jd_reply *r)
+{
+	fprintf(stderr, "jobctl: ");
+	switch (r->xerr) {
+	case JD_XERR_RESOLVE:
+		fprintf(stderr, "cannot reach jobd at %s: cannot resolve '%s': %s\n", ctl->url,
+			ctl->host, gai_strerror(ctl->gai_err));
+		return;
+	case JD_XERR_CONNECT: {
+		/* evhttp does not say why a connect failed; ask again. */
+		int err = probe_connect((const struct sockaddr *)&ctl->sa, ctl->salen, 2000);
+		fprintf(stderr, "cannot reach jobd at %s: %s\n", ctl->url,
+			err ? strerror(-err) : "connection failed");
+		return;
+	}
+	case JD_XERR_TIMEOUT:
+		fprintf(stderr, "no answer from jobd at %s within %g s\n", ctl->url, r->timeout);
+		return;
+	case JD_XERR_EOF:
+		fprintf(stderr, "jobd at %s closed the connection without answering\n", ctl->url);
+		return;
+	case JD_XERR_PROTOCOL:
+		fprintf(stderr, "jobd at %s sent an invalid HTTP response\n", ctl->url);
+		return;
+	case JD_XERR_IO: fprintf(stderr, "connection to jobd at %s failed\n", ctl->url); return;
+	case JD_XERR_TOO_LARGE:
+		fprintf(stderr, "response from jobd at %s is larger than %ld MiB\n", ctl->url,
+			MAX_RESPONSE >> 20);
+		return;
+	case JD_XERR_NONE:
+	case JD_XERR_INTERNAL: break;
+	}
+	fprintf(stderr, "request to jobd at %s failed\n", ctl->url);
+}
+
+/* jobd refused the request: print its problem's detail (or title). */
+static void report_problem(const struct jd_reply *r)
+{
+	cJSON *p = cJSON_ParseWithLength(r->body, r->len);
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(p, "detail");
+	if (!cJSON_IsString(d) || !d->valuestring[0])
+		d = cJSON_GetObjectItemCaseSensitive(p, "title");
+	fputs("jobctl: ", stderr);
+	if (cJSON_IsString(d) && d->valuestring[0]) {
+		jd_put_clean(stderr, d->valuestring, 0);
+	} else {
+		fprintf(stderr, "jobd answered %d ", r->status);
+		jd_put_clean(stderr, r->reason ? r->reason : "", 1);
+	}
+	if (r->retry_after && (r->status == 429 || r->status == 503)) {
+		int secs = r->retry_after[0] &&
+			   strspn(r->retry_after, "0123456789") == strlen(r->retry_after);
+		fputs(" (retry after ", stderr);
+		jd_put_clean(stderr, r->retry_after, 1);
+		fputs(secs ? " s)" : ")", stderr);
+	}
+	fputc('\n', stderr);
+	cJSON_Delete(p);
+}
+
+/* JD_EXIT_OK for a 2xx answer; otherwise say why on stderr and return
+ * JD_EXIT_SERVER. */
+int jd_reply_check(struct jd_ctl *ctl, const struct jd_reply *r)
+{
+	if (r->status == 0) {
+		report_xerr(ctl, r);
+		return JD_EXIT_SERVER;
+	}
+	if (r->status < 200 || r->status > 299) {
+		report_problem(r);
+		return JD_EXIT_SERVER;
+	}
+	return JD_EXIT_OK;
+}
+
+int jd_bad_reply(const char *what)
+{
+	fprintf(stderr, "jobctl: unexpected answer from jobd: %s\n", what);
+	return JD_EXIT_SERVER;
+}
+
+/* Parse a 2xx body that must be a JSON object. Returns NULL (after saying
+ * so) if it is not. */
+cJSON *jd_reply_object(const struct jd_reply *r)
+{
+	cJSON *j = cJSON_ParseWithLength(r->body, r->len);
+	if (!cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		jd_bad_reply(r->len ? "not a JSON object" : "empty body");
+		return NULL;
+	}
+	return j;
+}
+
+/* Path of a job, with its ID percent-encoded: IDs come from the user. */
+char *jd_job_path(const char *id, const char *suffix)
+{
+	char *e = jd_url_enc(id);
+	char *p = jd_xasprintf("/v1/jobs/%s%s", e, suffix);
+	free(e);
+	return p;
+}
