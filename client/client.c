@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,7 +44,8 @@ struct jd_call {
 	char *path;
 	char *body; /* request body, NULL for none */
 	double timeout;
-	int retries; /* left for an idempotent request lost to a stale connection */
+	const char *accept; /* static string */
+	int retries;        /* left for an idempotent request lost to a stale connection */
 	int finished;
 	int ev_err; /* enum evhttp_request_error, or -1 if evhttp reported none */
 	struct jd_reply reply;
@@ -57,7 +59,16 @@ void jd_reply_cleanup(struct jd_reply *r)
 	free(r->reason);
 	free(r->retry_after);
 	free(r->body);
+	if (r->headers) {
+		evhttp_clear_headers(r->headers);
+		free(r->headers);
+	}
 	memset(r, 0, sizeof(*r));
+}
+
+const char *jd_reply_header(const struct jd_reply *r, const char *name)
+{
+	return r->headers ? evhttp_find_header(r->headers, name) : NULL;
 }
 
 static void call_free(struct jd_call *c)
@@ -122,6 +133,14 @@ static void on_http_done(struct evhttp_request *req, void *arg)
 	const char *ra = evhttp_find_header(evhttp_request_get_input_headers(req), "Retry-After");
 	if (ra)
 		r->retry_after = jd_xstrdup(ra);
+	r->headers = jd_xmalloc(sizeof(*r->headers));
+	TAILQ_INIT(r->headers);
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+	{
+		if (evhttp_add_header(r->headers, kv->key, kv->value) != 0)
+			jd_oom();
+	}
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	r->len = evbuffer_get_length(in);
 	r->body = jd_xmalloc(r->len + 1);
@@ -144,7 +163,7 @@ static void call_start(struct jd_conn *cn, struct jd_call *c)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Host", c->ctl->authority);
 	evhttp_add_header(h, "User-Agent", "jobctl/" JOBD_VERSION);
-	evhttp_add_header(h, "Accept", "application/json, application/problem+json");
+	evhttp_add_header(h, "Accept", c->accept);
 	if (c->body) {
 		evhttp_add_header(h, "Content-Type", "application/json");
 		evbuffer_add(evhttp_request_get_output_buffer(req), c->body, strlen(c->body));
@@ -210,11 +229,9 @@ static void call_enqueue(struct jd_ctl *ctl, struct jd_call *c)
 	ctl_dispatch(ctl);
 }
 
-/* Send a request; `on_done` gets the reply (it may take the reply's
- * buffers, zeroing what it takes) once the loop runs. `path` is below the
- * URL's prefix; `body` is copied. `timeout` <= 0 means REQUEST_TIMEOUT. */
-void jd_ctl_call(struct jd_ctl *ctl, enum evhttp_cmd_type method, const char *path,
-		 const char *body, double timeout, jd_call_done_fn on_done, void *arg)
+static struct jd_call *call_new(struct jd_ctl *ctl, enum evhttp_cmd_type method, const char *path,
+				const char *body, double timeout, jd_call_done_fn on_done,
+				void *arg)
 {
 	struct jd_call *c = jd_xcalloc(1, sizeof(*c));
 	c->ctl = ctl;
@@ -222,9 +239,27 @@ void jd_ctl_call(struct jd_ctl *ctl, enum evhttp_cmd_type method, const char *pa
 	c->path = jd_xasprintf("%s%s", ctl->prefix, path);
 	c->body = body ? jd_xstrdup(body) : NULL;
 	c->timeout = timeout > 0 ? timeout : REQUEST_TIMEOUT;
+	c->accept = "application/json, application/problem+json";
 	c->retries = method == EVHTTP_REQ_GET ? 1 : 0;
 	c->on_done = on_done;
 	c->arg = arg;
+	return c;
+}
+
+/* Send a request; `on_done` gets the reply (it may take the reply's
+ * buffers, zeroing what it takes) once the loop runs. `path` is below the
+ * URL's prefix; `body` is copied. `timeout` <= 0 means REQUEST_TIMEOUT. */
+void jd_ctl_call(struct jd_ctl *ctl, enum evhttp_cmd_type method, const char *path,
+		 const char *body, double timeout, jd_call_done_fn on_done, void *arg)
+{
+	call_enqueue(ctl, call_new(ctl, method, path, body, timeout, on_done, arg));
+}
+
+void jd_ctl_get_raw(struct jd_ctl *ctl, const char *path, double timeout, jd_call_done_fn on_done,
+		    void *arg)
+{
+	struct jd_call *c = call_new(ctl, EVHTTP_REQ_GET, path, NULL, timeout, on_done, arg);
+	c->accept = "application/octet-stream, application/problem+json";
 	call_enqueue(ctl, c);
 }
 

@@ -42,6 +42,7 @@ struct jd_reply {
 	char *retry_after; /* Retry-After, if sent */
 	char *body;        /* NUL-terminated, len bytes */
 	size_t len;
+	struct evkeyvalq *headers; /* the response's headers; NULL with no answer */
 };
 
 struct jd_call;
@@ -91,6 +92,11 @@ void jd_ctl_cleanup(struct jd_ctl *ctl);
 void jd_ctl_call(struct jd_ctl *ctl, enum evhttp_cmd_type method, const char *path,
 		 const char *body, double timeout, jd_call_done_fn on_done, void *arg);
 
+/* Like jd_ctl_call() for a GET of raw bytes (an exec job's output): asks
+ * for application/octet-stream rather than JSON. */
+void jd_ctl_get_raw(struct jd_ctl *ctl, const char *path, double timeout, jd_call_done_fn on_done,
+		    void *arg);
+
 /* Send one request and run the loop until its reply is in `*out`, which
  * the caller cleans up with jd_reply_cleanup(). */
 void jd_ctl_call_sync(struct jd_ctl *ctl, enum evhttp_cmd_type method, const char *path,
@@ -100,6 +106,9 @@ void jd_ctl_call_sync(struct jd_ctl *ctl, enum evhttp_cmd_type method, const cha
 void jd_ctl_run_until(struct jd_ctl *ctl, const int *flag);
 
 void jd_reply_cleanup(struct jd_reply *r);
+
+/* The value of response header `name` (any case), or NULL. */
+const char *jd_reply_header(const struct jd_reply *r, const char *name);
 
 /* JD_EXIT_OK for a 2xx answer; otherwise say why on stderr (the problem's
  * detail, or why jobd could not be reached) and return JD_EXIT_SERVER. */

@@ -7,12 +7,13 @@
  * option tables. The wire contract is docs/api.md, the user guide
  * docs/jobctl.md. Exit codes: 0 ok, 1 a job ended other than succeeded,
  * 2 usage, 3 jobd could not be reached or refused the request, 124 a wait
- * ran out of time.
+ * ran out of time; `run` exits with its command's own code (run.c).
  *
  * Job params travel as the exact JSON text the user gave (see jtext.h).
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,6 +28,7 @@
 
 #include "client.h"
 #include "jtext.h"
+#include "run.h"
 #include "show.h"
 #include "util.h"
 #include "version.h"
@@ -55,6 +57,12 @@ enum opt_id {
 	O_STATE,
 	O_TASK,
 	O_LIMIT,
+	O_ENV,
+	O_CWD,
+	O_STDIN_FILE,
+	O_PRINT_ID,
+	O_STDERR,
+	O_FOLLOW,
 };
 
 struct opt {
@@ -69,13 +77,15 @@ struct args {
 	const char *url;
 	int json, help;
 	const char *executor, *params;
-	const char **param, **label, **pos;
-	int nparam, nlabel, npos;
+	const char **param, **label, **env, **pos;
+	int nparam, nlabel, nenv, npos;
 	int have_priority, have_timeout, have_wait_for, have_limit;
 	long priority, limit;
 	double timeout, wait_for;
 	int wait;
 	const char *state, *task;
+	const char *cwd, *stdin_file;
+	int print_id, err_stream, follow;
 };
 
 struct cmd;
@@ -89,6 +99,8 @@ struct cmd {
 	const struct opt *opts;
 	int min_pos, max_pos; /* max -1: no limit */
 	cmd_fn run;
+	int argv_tail; /* the first positional argument starts a command line
+			* of its own: nothing after it is an option of ours */
 };
 
 static const struct opt global_opts[] = {
@@ -125,6 +137,23 @@ static const struct opt list_opts[] = {
 	{ NULL, NULL, 0, NULL },
 };
 
+static const struct opt run_opts[] = {
+	{ "timeout", "S", O_TIMEOUT, "stop the command after S seconds of running (exit 124)" },
+	{ "env", "K=V", O_ENV, "set an environment variable for the command (repeatable)" },
+	{ "cwd", "DIR", O_CWD, "run the command in DIR, a directory on jobd's machine" },
+	{ "stdin-file", "F", O_STDIN_FILE, "feed file F (- for our stdin) to the command" },
+	{ "priority", "N", O_PRIORITY, "-100..100, higher runs first (default 0)" },
+	{ "label", "K=V", O_LABEL, "attach a label (repeatable)" },
+	{ "print-id", NULL, O_PRINT_ID, "print the job's ID as the first line on stderr" },
+	{ NULL, NULL, 0, NULL },
+};
+
+static const struct opt output_opts[] = {
+	{ "stderr", NULL, O_STDERR, "print the job's stderr rather than its stdout" },
+	{ "follow", NULL, O_FOLLOW, "keep printing as the job writes, until it has ended" },
+	{ NULL, NULL, 0, NULL },
+};
+
 static const struct opt no_opts[] = {
 	{ NULL, NULL, 0, NULL },
 };
@@ -138,22 +167,28 @@ static int cmd_list(struct jd_ctl *ctl, const struct args *a);
 static int cmd_executors(struct jd_ctl *ctl, const struct args *a);
 static int cmd_tasks(struct jd_ctl *ctl, const struct args *a);
 static int cmd_health(struct jd_ctl *ctl, const struct args *a);
+static int cmd_run(struct jd_ctl *ctl, const struct args *a);
+static int cmd_output(struct jd_ctl *ctl, const struct args *a);
 
 static const struct cmd cmds[] = {
 	{ "submit", "TASK [OPTIONS]", "submit a job and print its ID", "TASK", submit_opts, 1, 1,
-	  cmd_submit },
-	{ "status", "ID...", "show jobs, one line each", "job ID", no_opts, 1, -1, cmd_status },
+	  cmd_submit, 0 },
+	{ "run", "[OPTIONS] -- COMMAND...", "run a command as an exec job, streaming its output",
+	  "command", run_opts, 1, -1, cmd_run, 1 },
+	{ "status", "ID...", "show jobs, one line each", "job ID", no_opts, 1, -1, cmd_status, 0 },
 	{ "wait", "ID... [--timeout S]", "wait until all the jobs have ended", "job ID", wait_opts,
-	  1, -1, cmd_wait },
+	  1, -1, cmd_wait, 0 },
 	{ "result", "ID [--timeout S]", "wait for a job and print its result", "job ID", wait_opts,
-	  1, 1, cmd_result },
-	{ "cancel", "ID...", "cancel jobs", "job ID", no_opts, 1, -1, cmd_cancel },
-	{ "list", "[OPTIONS]", "list jobs, newest first", NULL, list_opts, 0, 0, cmd_list },
-	{ "executors", "", "show the executors and their load", NULL, no_opts, 0, 0,
-	  cmd_executors },
-	{ "tasks", "", "show the tasks jobd can run", NULL, no_opts, 0, 0, cmd_tasks },
-	{ "health", "", "check that jobd is up; print its version", NULL, no_opts, 0, 0,
-	  cmd_health },
+	  1, 1, cmd_result, 0 },
+	{ "output", "ID [--stderr] [--follow]", "print an exec job's stdout (or stderr)", "job ID",
+	  output_opts, 1, 1, cmd_output, 0 },
+	{ "cancel", "ID...", "cancel jobs", "job ID", no_opts, 1, -1, cmd_cancel, 0 },
+	{ "list", "[OPTIONS]", "list jobs, newest first", NULL, list_opts, 0, 0, cmd_list, 0 },
+	{ "executors", "", "show the executors and their load", NULL, no_opts, 0, 0, cmd_executors,
+	  0 },
+	{ "tasks", "", "show the tasks jobd can run", NULL, no_opts, 0, 0, cmd_tasks, 0 },
+	{ "health", "", "check that jobd is up; print its version", NULL, no_opts, 0, 0, cmd_health,
+	  0 },
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -176,13 +211,18 @@ static void usage_main(FILE *f)
 	for (size_t i = 0; i < NCMDS; i++) {
 		char left[64];
 		snprintf(left, sizeof(left), "%s %s", cmds[i].name, cmds[i].synopsis);
-		fprintf(f, "  %-28s %s\n", left, cmds[i].summary);
+		if (strlen(left) > 28)
+			fprintf(f, "  %s\n  %-28s %s\n", left, "", cmds[i].summary);
+		else
+			fprintf(f, "  %-28s %s\n", left, cmds[i].summary);
 	}
 	fputs("\nOptions:\n", f);
 	print_opts(f, global_opts);
 	fprintf(f, "  %-22s %s\n", "--version", "show the version and exit");
 	fputs("\nExit codes: 0 ok, 1 a job failed (or timed out, or was cancelled), 2 usage,\n"
 	      "3 jobd unreachable or refused the request, 124 a wait timed out.\n"
+	      "'run' exits with its command's code: 128+N if killed by signal N, 124 if it\n"
+	      "timed out, 130 after Ctrl-C (which cancels it).\n"
 	      "'jobctl COMMAND --help' shows a command's options.\n",
 	      f);
 }
@@ -220,6 +260,8 @@ static __attribute__((format(printf, 2, 3))) int usage_error(const struct cmd *c
 	return JD_EXIT_USAGE;
 }
 
+static const struct cmd *find_cmd(const char *name);
+
 static int parse_long(const char *s, long lo, long hi, long *out)
 {
 	char *end;
@@ -251,13 +293,25 @@ static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, con
 	case O_EXECUTOR: a->executor = v; break;
 	case O_PARAM:
 	case O_LABEL:
+	case O_ENV:
 		if (!strchr(v, '=') || v[0] == '=')
 			return usage_error(c, "--%s wants KEY=VALUE, not '%s'", o->name, v);
 		if (o->id == O_PARAM)
 			a->param[a->nparam++] = v;
-		else
+		else if (o->id == O_LABEL)
 			a->label[a->nlabel++] = v;
+		else
+			a->env[a->nenv++] = v;
 		break;
+	case O_CWD:
+		if (!v[0])
+			return usage_error(c, "--cwd wants a directory");
+		a->cwd = v;
+		break;
+	case O_STDIN_FILE: a->stdin_file = v; break;
+	case O_PRINT_ID: a->print_id = 1; break;
+	case O_STDERR: a->err_stream = 1; break;
+	case O_FOLLOW: a->follow = 1; break;
 	case O_PARAMS:
 		if (a->params)
 			return usage_error(c, "--params given twice");
@@ -304,7 +358,8 @@ static const struct opt *find_opt(const struct opt *opts, const char *name, size
 
 /* Parse argv[0..argc) against the command's options and the global ones
  * (accepted anywhere, so `jobctl status ID --json` works). `--` ends the
- * options. Returns JD_EXIT_OK or JD_EXIT_USAGE. */
+ * options, and so does the first positional argument of a command with
+ * argv_tail (`jobctl run ls -l`). Returns JD_EXIT_OK or JD_EXIT_USAGE. */
 static int parse_args(const struct cmd *c, int argc, char **argv, struct args *a)
 {
 	int only_pos = 0;
@@ -312,6 +367,7 @@ static int parse_args(const struct cmd *c, int argc, char **argv, struct args *a
 		const char *arg = argv[i];
 		if (only_pos || arg[0] != '-' || !arg[1]) {
 			a->pos[a->npos++] = arg;
+			only_pos |= c && c->argv_tail;
 			continue;
 		}
 		if (!strcmp(arg, "--")) {
@@ -462,6 +518,28 @@ static int build_params(const struct cmd *c, const struct args *a, cJSON **out)
 	return JD_EXIT_OK;
 }
 
+/* Add "K": "V" to `obj` for each "K=V" of `kv` (later ones win). */
+static void add_pairs(cJSON *obj, const char *const *kv, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const char *eq = strchr(kv[i], '=');
+		char *key = jd_xasprintf("%.*s", (int)(eq - kv[i]), kv[i]);
+		obj_put(obj, key, cJSON_CreateString(eq + 1));
+		free(key);
+	}
+}
+
+/* The scheduling fields that submit and run share. */
+static void add_sched_fields(cJSON *job, const struct args *a)
+{
+	if (a->have_priority)
+		cJSON_AddNumberToObject(job, "priority", (double)a->priority);
+	if (a->have_timeout)
+		cJSON_AddNumberToObject(job, "timeout", a->timeout);
+	if (a->nlabel)
+		add_pairs(cJSON_AddObjectToObject(job, "labels"), a->label, a->nlabel);
+}
+
 /* The body of POST /v1/jobs. Returns JD_EXIT_OK or JD_EXIT_USAGE. Caller frees. */
 static int build_submit_body(const struct cmd *c, const struct args *a, char **out)
 {
@@ -477,24 +555,83 @@ static int build_submit_body(const struct cmd *c, const struct args *a, char **o
 	if (a->executor)
 		cJSON_AddStringToObject(job, "executor", a->executor);
 	cJSON_AddItemToObject(job, "params", params);
-	if (a->have_priority)
-		cJSON_AddNumberToObject(job, "priority", (double)a->priority);
-	if (a->have_timeout)
-		cJSON_AddNumberToObject(job, "timeout", a->timeout);
-	if (a->nlabel) {
-		cJSON *labels = cJSON_AddObjectToObject(job, "labels");
-		for (int i = 0; i < a->nlabel; i++) {
-			const char *eq = strchr(a->label[i], '=');
-			char *key = jd_xasprintf("%.*s", (int)(eq - a->label[i]), a->label[i]);
-			obj_put(labels, key, cJSON_CreateString(eq + 1));
-			free(key);
-		}
-	}
+	add_sched_fields(job, a);
 	*out = cJSON_PrintUnformatted(job);
 	cJSON_Delete(job);
 	if (!*out)
 		jd_oom();
 	return JD_EXIT_OK;
+}
+
+/* The body of POST /v1/jobs for `run`: an exec job of the command line,
+ * on the process executor (the only one exec has). JSON strings hold
+ * Unicode text, so arguments and stdin must be UTF-8 without NUL bytes.
+ * Returns JD_EXIT_OK or JD_EXIT_USAGE. Caller frees. */
+static int build_run_body(const struct cmd *c, const struct args *a, char **out)
+{
+	cJSON *job = cJSON_CreateObject();
+	char *text = NULL;
+	int rc = JD_EXIT_OK;
+	*out = NULL;
+	cJSON_AddStringToObject(job, "task", "exec");
+	cJSON_AddStringToObject(job, "executor", "process");
+	cJSON *params = cJSON_AddObjectToObject(job, "params");
+	cJSON *argv = cJSON_AddArrayToObject(params, "argv");
+	for (int i = 0; i < a->npos; i++) {
+		if (!jd_utf8_valid(a->pos[i], strlen(a->pos[i]))) {
+			rc = usage_error(c, "argument %d of the command is not UTF-8 text", i + 1);
+			goto out;
+		}
+		cJSON_AddItemToArray(argv, cJSON_CreateString(a->pos[i]));
+	}
+	for (int i = 0; i < a->nenv; i++)
+		if (!jd_utf8_valid(a->env[i], strlen(a->env[i]))) {
+			rc = usage_error(c, "--env %d is not UTF-8 text", i + 1);
+			goto out;
+		}
+	if (a->nenv)
+		add_pairs(cJSON_AddObjectToObject(params, "env"), a->env, a->nenv);
+	if (a->cwd && !jd_utf8_valid(a->cwd, strlen(a->cwd))) {
+		rc = usage_error(c, "--cwd is not UTF-8 text");
+		goto out;
+	}
+	if (a->cwd)
+		cJSON_AddStringToObject(params, "cwd", a->cwd);
+	if (a->stdin_file) {
+		const char *file = a->stdin_file;
+		FILE *f = strcmp(file, "-") ? fopen(file, "rb") : stdin;
+		size_t len;
+		if (!f) {
+			rc = usage_error(c, "--stdin-file: cannot open '%s': %s", file,
+					 strerror(errno));
+			goto out;
+		}
+		text = read_all(f, &len);
+		int err = errno;
+		if (f != stdin)
+			fclose(f);
+		if (!text) {
+			rc = usage_error(c, "--stdin-file: cannot read '%s': %s", file,
+					 strerror(err));
+			goto out;
+		}
+		if (memchr(text, '\0', len) || !jd_utf8_valid(text, len)) {
+			rc = usage_error(c,
+					 "--stdin-file: '%s' is not UTF-8 text (or holds NUL "
+					 "bytes), which jobd's exec stdin cannot carry",
+					 file);
+			goto out;
+		}
+		cJSON_AddStringToObject(params, "stdin", text);
+	}
+	add_sched_fields(job, a);
+	*out = cJSON_PrintUnformatted(job);
+	if (!*out)
+		jd_oom();
+out:
+	free(text);
+	cJSON_Delete(job);
+	return rc;
 }
 
 /* ---- commands ---- */
@@ -640,6 +777,22 @@ static int cmd_wait(struct jd_ctl *ctl, const struct args *a)
 static int cmd_result(struct jd_ctl *ctl, const struct args *a)
 {
 	return jd_wait_one(ctl, a->pos[0], a->have_wait_for ? a->wait_for : -1);
+}
+
+static int cmd_run(struct jd_ctl *ctl, const struct args *a)
+{
+	char *body = NULL;
+	int rc = build_run_body(find_cmd("run"), a, &body);
+	if (rc != JD_EXIT_OK)
+		return rc;
+	rc = jd_run(ctl, body, a->print_id);
+	free(body);
+	return rc;
+}
+
+static int cmd_output(struct jd_ctl *ctl, const struct args *a)
+{
+	return jd_output(ctl, a->pos[0], a->err_stream ? "stderr" : "stdout", a->follow);
 }
 
 /* Add "&name=value" (or "?name=value" first) to a query string. */
@@ -959,10 +1112,16 @@ int main(int argc, char **argv)
 {
 	/* A broken pipe, to jobd or on stdout, shows up as a write error. */
 	signal(SIGPIPE, SIG_IGN);
+	/* With stdout closed by whoever started us, our first socket would be
+	 * fd 1 and `run` would write the job's output into it. */
+	for (int fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && open("/dev/null", O_RDWR) != fd)
+			return JD_EXIT_USAGE;
 
 	struct args a = { 0 };
 	a.param = jd_xcalloc((size_t)argc, sizeof(char *));
 	a.label = jd_xcalloc((size_t)argc, sizeof(char *));
+	a.env = jd_xcalloc((size_t)argc, sizeof(char *));
 	a.pos = jd_xcalloc((size_t)argc, sizeof(char *));
 	int rc = JD_EXIT_OK;
 	const struct cmd *c = NULL;
@@ -1029,6 +1188,7 @@ out:
 	}
 	free(a.param);
 	free(a.label);
+	free(a.env);
 	free(a.pos);
 	return rc;
 }

@@ -1,6 +1,6 @@
 /*
  * util.c - small helpers shared by jobctl's files: allocation that aborts,
- * the monotonic clock, seconds and URL text.
+ * the monotonic clock, seconds, URL text and UTF-8 checks.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -96,4 +96,36 @@ char *jd_url_enc(const char *s)
 	if (!e)
 		jd_oom();
 	return e;
+}
+
+/* Is `s` (n bytes) well-formed UTF-8? The table of RFC 3629, section 4. */
+int jd_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	while (p < end) {
+		unsigned char c = *p++;
+		if (c < 0x80)
+			continue;
+		int more;
+		unsigned char lo = 0x80, hi = 0xbf;
+		if (c >= 0xc2 && c <= 0xdf) {
+			more = 1;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			more = 2;
+			lo = c == 0xe0 ? 0xa0 : 0x80;
+			hi = c == 0xed ? 0x9f : 0xbf;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			more = 3;
+			lo = c == 0xf0 ? 0x90 : 0x80;
+			hi = c == 0xf4 ? 0x8f : 0xbf;
+		} else {
+			return 0;
+		}
+		if (end - p < more || *p < lo || *p > hi)
+			return 0;
+		for (p++, more--; more > 0; more--, p++)
+			if (*p < 0x80 || *p > 0xbf)
+				return 0;
+	}
+	return 1;
 }

@@ -40,4 +40,8 @@ void jd_fmt_seconds(char *out, size_t n, double s);
 /* Percent-encode `s` for a path segment or query value. Caller frees. */
 char *jd_url_enc(const char *s);
 
+/* Is `s` (n bytes) well-formed UTF-8 (no overlong forms, surrogates or
+ * code points past U+10FFFF)? */
+int jd_utf8_valid(const char *s, size_t n);
+
 #endif

@@ -7,16 +7,22 @@
  * itself.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "daemon/api.h"
 #include "daemon/log.h"
 #include "daemon/timeutil.h"
 #include "version.h"
+#include "workers/exec.h"
+#include "workers/plugins.h"
 #include "workers/tasks.h"
 
 #define LIST_DEFAULT_LIMIT 100
@@ -34,6 +40,8 @@ static void h_submit(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_list(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_get(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_cancel(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_stdout(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_stderr(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_executors(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_tasks(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_health(struct jd_api *api, struct jd_req *r, const char *id);
@@ -44,6 +52,8 @@ static const struct route routes[] = {
 	{ "/v1/jobs", JD_GET, h_list },
 	{ "/v1/jobs/{id}", JD_GET, h_get },
 	{ "/v1/jobs/{id}/cancel", JD_POST, h_cancel },
+	{ "/v1/jobs/{id}/output/stdout", JD_GET, h_stdout },
+	{ "/v1/jobs/{id}/output/stderr", JD_GET, h_stderr },
 	{ "/v1/executors", JD_GET, h_executors },
 	{ "/v1/tasks", JD_GET, h_tasks },
 	{ "/v1/health", JD_GET, h_health },
@@ -288,6 +298,12 @@ static void h_submit(struct jd_api *api, struct jd_req *r, const char *id)
 			       err.field[0] ? ": " : "", err.message);
 		return;
 	}
+	if (job->task == &jd_exec_task && !api->cfg->allow_exec) {
+		jd_job_free(job);
+		jd_req_problem(r, 403, "exec-disabled", "Exec disabled", "task",
+			       "this jobd does not run commands (allow_exec = no)");
+		return;
+	}
 	jd_sched_submit(api->sched, job, on_submitted, r);
 }
 
@@ -299,25 +315,56 @@ struct long_poll {
 	struct jd_api *api;
 	struct jd_req *r;
 	struct jd_job *job;
+	int stream; /* -1: answer with the job; 0, 1: with its stdout, stderr */
+	uint64_t offset;
 };
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
+static void output_reply(struct jd_api *api, struct jd_req *r, struct jd_job *job, int stream,
+			 uint64_t offset, double wait);
+
 static void lp_end(struct long_poll *lp)
 {
-	jd_sched_unwait(lp->api->sched, &lp->w);
-	jd_sched_timer_stop(lp->api->sched, &lp->t);
-	lp->r->data = NULL;
-	lp->r->on_abort = NULL;
+	struct jd_api *api = lp->api;
 	struct jd_req *r = lp->r;
 	struct jd_job *job = lp->job;
+	int stream = lp->stream;
+	uint64_t offset = lp->offset;
+
+	jd_sched_unwait(api->sched, &lp->w);
+	jd_sched_timer_stop(api->sched, &lp->t);
+	r->data = NULL;
+	r->on_abort = NULL;
 	free(lp);
-	reply_job(r, 200, job);
+	if (stream < 0)
+		reply_job(r, 200, job);
+	else
+		output_reply(api, r, job, stream, offset, 0);
+}
+
+/* Bytes stored so far in an exec job's stdout (0) or stderr (1) file. */
+static uint64_t output_size(struct jd_api *api, const struct jd_job *job, int stream)
+{
+	char path[PATH_MAX], id[JD_ID_STRLEN];
+	struct stat st;
+	jd_id_format(&job->id, id);
+	snprintf(path, sizeof(path), "%s/output/%s.%s", api->cfg->state_dir, id,
+		 stream ? "stderr" : "stdout");
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
 static void lp_on_done(struct jd_waiter *w)
 {
-	lp_end(container_of(w, struct long_poll, w));
+	struct long_poll *lp = container_of(w, struct long_poll, w);
+	/* An output follower woken by progress that brought nothing past its
+	 * offset (the start-up report, the other stream) keeps waiting. */
+	if (lp->stream >= 0 && !jd_state_terminal(lp->job->state) &&
+	    output_size(lp->api, lp->job, lp->stream) <= lp->offset) {
+		jd_sched_wait(lp->api->sched, lp->job, &lp->w);
+		return;
+	}
+	lp_end(lp);
 }
 
 static void lp_on_timeout(struct jd_timer *t)
@@ -332,6 +379,33 @@ static void lp_on_abort(struct jd_req *r)
 	jd_sched_timer_stop(lp->api->sched, &lp->t);
 	free(lp);
 	r->data = NULL;
+}
+
+/* Hold the request until the job reaches `until` (or, for an output
+ * stream, until its output grows) or `seconds` pass; then answer with the
+ * job, or with the stream from `offset`, as it is then. */
+static void long_poll(struct jd_api *api, struct jd_req *r, struct jd_job *job, enum jd_state until,
+		      double seconds, int stream, uint64_t offset)
+{
+	struct long_poll *lp = calloc(1, sizeof(*lp));
+	if (!lp) {
+		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL, "out of memory");
+		return;
+	}
+	lp->api = api;
+	lp->r = r;
+	lp->job = job;
+	lp->stream = stream;
+	lp->offset = offset;
+	lp->w.cb = lp_on_done;
+	lp->w.until = until;
+	lp->w.on_output = stream >= 0;
+	lp->t.slot = JD_HEAP_NONE;
+	lp->t.cb = lp_on_timeout;
+	r->data = lp;
+	r->on_abort = lp_on_abort;
+	jd_sched_wait(api->sched, job, &lp->w);
+	jd_sched_timer_start(api->sched, &lp->t, jd_mono_us() + (int64_t)(seconds * 1e6));
 }
 
 static void h_get(struct jd_api *api, struct jd_req *r, const char *idstr)
@@ -355,22 +429,7 @@ static void h_get(struct jd_api *api, struct jd_req *r, const char *idstr)
 		reply_job(r, 200, job);
 		return;
 	}
-	struct long_poll *lp = calloc(1, sizeof(*lp));
-	if (!lp) {
-		reply_job(r, 200, job);
-		return;
-	}
-	lp->api = api;
-	lp->r = r;
-	lp->job = job;
-	lp->w.cb = lp_on_done;
-	lp->w.until = until;
-	lp->t.slot = JD_HEAP_NONE;
-	lp->t.cb = lp_on_timeout;
-	r->data = lp;
-	r->on_abort = lp_on_abort;
-	jd_sched_wait(api->sched, job, &lp->w);
-	jd_sched_timer_start(api->sched, &lp->t, jd_mono_us() + (int64_t)(wait * 1e6));
+	long_poll(api, r, job, until, wait, -1, 0);
 }
 
 /* ---- POST /v1/jobs/{id}/cancel ---- */
@@ -380,7 +439,13 @@ static void h_cancel(struct jd_api *api, struct jd_req *r, const char *idstr)
 	struct jd_job *job = lookup(api, r, idstr);
 	if (!job)
 		return;
-	if (jd_sched_cancel(api->sched, job) == -EALREADY) {
+	int rc = jd_sched_cancel(api->sched, job);
+	if (rc == 1) {
+		/* Being stopped: answer once its processes are gone. */
+		long_poll(api, r, job, JD_SUCCEEDED, 3600, -1, 0);
+		return;
+	}
+	if (rc == -EALREADY) {
 		char id[JD_ID_STRLEN];
 		jd_id_format(&job->id, id);
 		jd_req_problem(r, 409, "job-finished", "Job already finished", NULL,
@@ -389,6 +454,94 @@ static void h_cancel(struct jd_api *api, struct jd_req *r, const char *idstr)
 		return;
 	}
 	reply_job(r, 200, job);
+}
+
+/* ---- GET /v1/jobs/{id}/output/{stdout,stderr} ---- */
+
+#define OUTPUT_CHUNK ((uint64_t)8 << 20) /* most bytes in one answer */
+
+static void output_reply(struct jd_api *api, struct jd_req *r, struct jd_job *job, int stream,
+			 uint64_t offset, double wait)
+{
+	char path[PATH_MAX], id[JD_ID_STRLEN], num[32];
+	struct stat st;
+	uint64_t size = 0;
+
+	jd_id_format(&job->id, id);
+	snprintf(path, sizeof(path), "%s/output/%s.%s", api->cfg->state_dir, id,
+		 stream ? "stderr" : "stdout");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &st) == 0)
+		size = (uint64_t)st.st_size;
+	int terminal = jd_state_terminal(job->state);
+	if (offset >= size && !terminal && wait > 0) {
+		if (fd >= 0)
+			close(fd);
+		long_poll(api, r, job, JD_SUCCEEDED, wait, stream, offset);
+		return;
+	}
+	uint64_t n = offset < size ? size - offset : 0;
+	if (n > OUTPUT_CHUNK)
+		n = OUTPUT_CHUNK;
+	int complete = terminal && offset + n >= size;
+	if (n > 0 && fd >= 0) {
+		jd_req_reply_fd(r, 200, fd, offset, n, "application/octet-stream");
+	} else {
+		struct jd_buf b;
+		if (fd >= 0)
+			close(fd);
+		jd_buf_init(&b, 1);
+		jd_req_reply_buf(r, 200, &b, "application/octet-stream");
+	}
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)size);
+	jd_req_add_header(r, "X-Output-Size", num);
+	uint64_t total = job->output->total[stream] > size ? job->output->total[stream] : size;
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)total);
+	jd_req_add_header(r, "X-Output-Total", num);
+	jd_req_add_header(r, "X-Output-Complete", complete ? "true" : "false");
+	jd_req_add_header(r, "X-Output-Truncated",
+			  job->output->truncated[stream] ? "true" : "false");
+	jd_req_add_header(r, "X-Job-State", jd_state_name(job->state));
+}
+
+static void h_output(struct jd_api *api, struct jd_req *r, const char *idstr, int stream)
+{
+	double wait = 0;
+	struct jd_job *job = lookup(api, r, idstr);
+	if (!job)
+		return;
+	if (!job->output) {
+		jd_req_problem(r, 404, "no-output", "No output", NULL,
+			       "job %.40s is a %s job; only exec jobs have output", idstr,
+			       job->task->name);
+		return;
+	}
+	const char *v = jd_req_query(r, "offset");
+	uint64_t offset = 0;
+	if (v) {
+		char *end;
+		errno = 0;
+		unsigned long long o = strtoull(v, &end, 10);
+		if (!*v || *end || errno || v[0] == '-') {
+			jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "offset",
+				       "offset must be a byte offset >= 0, not \"%.40s\"", v);
+			return;
+		}
+		offset = o;
+	}
+	if (query_seconds(r, "wait", api->cfg->max_wait, &wait) < 0)
+		return;
+	output_reply(api, r, job, stream, offset, wait);
+}
+
+static void h_stdout(struct jd_api *api, struct jd_req *r, const char *id)
+{
+	h_output(api, r, id, 0);
+}
+
+static void h_stderr(struct jd_api *api, struct jd_req *r, const char *id)
+{
+	h_output(api, r, id, 1);
 }
 
 /* ---- GET /v1/jobs ---- */
@@ -576,11 +729,18 @@ static void h_tasks(struct jd_api *api, struct jd_req *r, const char *id)
 	(void)id;
 	jd_buf_init(&b, 4096);
 	jd_buf_adds(&b, "{\"tasks\":[");
-	for (const struct jd_task *t = jd_builtin_tasks; t->name; t++) {
-		if (t != jd_builtin_tasks)
+	for (size_t i = 0; i < jd_task_count(); i++) {
+		const struct jd_task *t = jd_task_at(i);
+		const char *plugin = jd_plugin_of(t);
+
+		if (i > 0)
 			jd_buf_addc(&b, ',');
 		jd_buf_adds(&b, "{\"name\":");
 		jd_buf_json_str(&b, t->name);
+		if (plugin) {
+			jd_buf_adds(&b, ",\"plugin\":");
+			jd_buf_json_str(&b, plugin);
+		}
 		jd_buf_adds(&b, ",\"summary\":");
 		jd_buf_json_str(&b, t->summary ? t->summary : "");
 		jd_buf_adds(&b, ",\"executors\":");

@@ -47,8 +47,28 @@ const struct jd_config_key jd_config_keys[] = {
 	    "Timeout of a job that sets none, in seconds of running; 0 for none."),
 	KEY("jobs", shutdown_grace, JD_CFG_SECONDS, "10", 0, 86400, 1,
 	    "On SIGTERM, seconds running jobs get to finish before they are stopped."),
+	KEY("jobs", plugin_dir, JD_CFG_STRING, "/usr/lib/jobd/plugins", 0, 0, 0,
+	    "Directory of task plugins (*.so), loaded at start."),
 	KEY("thread", threads, JD_CFG_INT, "0", 0, 4096, 0,
 	    "Threads in the thread executor; 0 for one per CPU core."),
+	KEY("process", processes, JD_CFG_INT, "0", 0, 4096, 0,
+	    "Worker processes in the process executor; 0 for one per CPU core."),
+	KEY("process", max_jobs_per_worker, JD_CFG_INT, "1000", 1, 1e9, 1,
+	    "Jobs a worker process runs before it is replaced by a fresh one."),
+	KEY("process", kill_grace, JD_CFG_SECONDS, "5", 0, 3600, 1,
+	    "Seconds between SIGTERM and SIGKILL when a process job is cancelled or times out."),
+	KEY("process", output_limit, JD_CFG_BYTES, "16M", 0, 1099511627776.0, 1,
+	    "Bytes of stdout and of stderr kept for each exec job; the rest is counted, not "
+	    "kept."),
+	KEY("process", allow_exec, JD_CFG_BOOL, "yes", 0, 0, 1,
+	    "Whether the exec task (running commands) is allowed: yes or no."),
+	KEY("process", job_cpu_limit, JD_CFG_SECONDS, "0", 0, 31536000, 1,
+	    "CPU seconds an exec job may use (RLIMIT_CPU); 0 for no limit."),
+	KEY("process", job_memory_limit, JD_CFG_BYTES, "0", 0, 1099511627776.0, 1,
+	    "Memory an exec job may use: a cgroup memory.max when jobd can set one, else "
+	    "RLIMIT_AS; 0 for no limit."),
+	KEY("process", job_open_files, JD_CFG_INT, "0", 0, 1048576, 1,
+	    "Open files an exec job may have (RLIMIT_NOFILE); 0 to inherit jobd's."),
 	{ NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -170,6 +190,19 @@ static int set_key(struct jd_config *cfg, const struct jd_config_key *k, const c
 		*(char **)field = copy;
 		return 0;
 	}
+	case JD_CFG_BOOL:
+		if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "on") ||
+		    !strcmp(value, "1")) {
+			*(int *)field = 1;
+		} else if (!strcmp(value, "no") || !strcmp(value, "false") ||
+			   !strcmp(value, "off") || !strcmp(value, "0")) {
+			*(int *)field = 0;
+		} else {
+			jd_config_errors_add(errs, "%s: %s must be yes or no, not \"%s\"", where,
+					     k->name, value);
+			return -EINVAL;
+		}
+		return 0;
 	case JD_CFG_LOGLEVEL:
 		if (jd_log_level_parse(value, (enum jd_log_level *)field) < 0) {
 			jd_config_errors_add(errs,
@@ -288,9 +321,12 @@ static char *reader(char *str, int num, void *stream)
 		str[0] = '\0';
 		return str;
 	}
+	/* Hand inih the line without its indentation: inih would take an
+	 * indented line for the continuation of the previous value. */
 	char tmp[512];
 	snprintf(tmp, sizeof(tmp), "%s", str);
 	char *t = trim(tmp);
+	snprintf(str, (size_t)num, "%s\n", t);
 	if (*t == '\0' || *t == ';' || *t == '#')
 		return str;
 	if (*t == '[') {
@@ -365,10 +401,11 @@ int jd_config_load_file(struct jd_config *cfg, const char *path, struct jd_confi
 int jd_config_finish(struct jd_config *cfg, struct jd_config_errors *errs)
 {
 	int bad = 0;
-	if (cfg->threads == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		cfg->threads = n > 0 ? n : 1;
-	}
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cfg->threads == 0)
+		cfg->threads = cores > 0 ? cores : 1;
+	if (cfg->processes == 0)
+		cfg->processes = cores > 0 ? cores : 1;
 	if (!cfg->listen || !*cfg->listen) {
 		jd_config_errors_add(errs, "listen: must not be empty");
 		bad = 1;

@@ -30,11 +30,28 @@ struct jd_config {
 	int64_t max_queued;
 	double default_timeout;
 	double shutdown_grace;
+	char *plugin_dir;
 	/* [thread] */
 	int64_t threads;
+	/* [process] */
+	int64_t processes;
+	int64_t max_jobs_per_worker;
+	double kill_grace;
+	int64_t output_limit;
+	int allow_exec;
+	double job_cpu_limit;
+	int64_t job_memory_limit;
+	int64_t job_open_files;
 };
 
-enum jd_config_type { JD_CFG_STRING, JD_CFG_INT, JD_CFG_SECONDS, JD_CFG_BYTES, JD_CFG_LOGLEVEL };
+enum jd_config_type {
+	JD_CFG_STRING,
+	JD_CFG_INT,
+	JD_CFG_SECONDS,
+	JD_CFG_BYTES,
+	JD_CFG_LOGLEVEL,
+	JD_CFG_BOOL,
+};
 
 struct jd_config_key {
 	const char *section;

@@ -240,26 +240,13 @@ void jd_req_query_each(struct jd_req *r, const char *name, void (*fn)(void *arg,
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, on_each_arg, &c);
 }
 
-void jd_req_reply_buf(struct jd_req *r, unsigned status, struct jd_buf *body,
+/* Take `resp` as the request's answer and resume the connection if it was
+ * parked. */
+static void set_reply(struct jd_req *r, unsigned status, struct MHD_Response *resp,
 		      const char *content_type)
 {
-	size_t len = 0;
-	char *p;
-
 	assert(!r->replied);
-	p = jd_buf_steal(body, &len);
-	if (!p) {
-		static const char oom[] = "{\"type\":\"about:blank\",\"title\":\"Out of memory\","
-					  "\"status\":503}\n";
-		r->resp = MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom,
-							  MHD_RESPMEM_PERSISTENT);
-		status = 503;
-		content_type = "application/problem+json";
-	} else {
-		r->resp = MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
-		if (!r->resp)
-			free(p);
-	}
+	r->resp = resp;
 	r->replied = 1;
 	r->status = status;
 	if (r->resp) /* else on_access finds none and MHD closes the connection */
@@ -272,6 +259,36 @@ void jd_req_reply_buf(struct jd_req *r, unsigned status, struct jd_buf *body,
 		 * ITC wake-up: long-poll answers go out sooner. */
 		event_active(r->http->timer_ev, EV_TIMEOUT, 0);
 	}
+}
+
+void jd_req_reply_buf(struct jd_req *r, unsigned status, struct jd_buf *body,
+		      const char *content_type)
+{
+	size_t len = 0;
+	struct MHD_Response *resp;
+	char *p = jd_buf_steal(body, &len);
+	if (!p) {
+		static const char oom[] = "{\"type\":\"about:blank\",\"title\":\"Out of memory\","
+					  "\"status\":503}\n";
+		resp = MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom,
+						       MHD_RESPMEM_PERSISTENT);
+		status = 503;
+		content_type = "application/problem+json";
+	} else {
+		resp = MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
+		if (!resp)
+			free(p);
+	}
+	set_reply(r, status, resp, content_type);
+}
+
+void jd_req_reply_fd(struct jd_req *r, unsigned status, int fd, uint64_t offset, uint64_t len,
+		     const char *content_type)
+{
+	struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, offset);
+	if (!resp)
+		close(fd);
+	set_reply(r, status, resp, content_type);
 }
 
 void jd_req_add_header(struct jd_req *r, const char *name, const char *value)

@@ -13,6 +13,7 @@
 #define JD_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "daemon/buf.h"
 #include "daemon/config.h"
@@ -68,6 +69,9 @@ void jd_req_query_each(struct jd_req *r, const char *name, void (*fn)(void *arg,
 void jd_req_reply_buf(struct jd_req *r, unsigned status, struct jd_buf *body,
 		      const char *content_type);
 void jd_req_add_header(struct jd_req *r, const char *name, const char *value);
+/* Reply with `len` bytes of file `fd` from `offset` (fd is closed after). */
+void jd_req_reply_fd(struct jd_req *r, unsigned status, int fd, uint64_t offset, uint64_t len,
+		     const char *content_type);
 /* RFC 9457 problem. `field` may be NULL; `extra` (may be NULL) is a raw
  * JSON fragment of further members without braces. */
 void jd_req_problem(struct jd_req *r, unsigned status, const char *type, const char *title,

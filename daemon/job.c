@@ -14,6 +14,7 @@
 #include "daemon/heap.h"
 #include "daemon/job.h"
 #include "daemon/timeutil.h"
+#include "workers/exec.h"
 #include "workers/tasks.h"
 
 static const char *const state_names[JD_STATE_COUNT] = {
@@ -45,32 +46,15 @@ void jd_job_free(struct jd_job *job)
 	free(job->labels);
 	free(job->result);
 	free(job->error);
+	free(job->output);
 	free(job);
-}
-
-static const char *json_type_name(const cJSON *v)
-{
-	if (cJSON_IsObject(v))
-		return "an object";
-	if (cJSON_IsArray(v))
-		return "an array";
-	if (cJSON_IsString(v))
-		return "a string";
-	if (cJSON_IsNumber(v))
-		return "a number";
-	if (cJSON_IsBool(v))
-		return "a boolean";
-	if (cJSON_IsNull(v))
-		return "null";
-	return "invalid";
 }
 
 static int check_labels(const cJSON *v, struct jd_job *job, struct jd_error *err)
 {
 	if (!cJSON_IsObject(v))
 		return jd_error_set(err, "invalid_field", "labels",
-				    "must be an object of string values, not %s",
-				    json_type_name(v));
+				    "must be an object of string values, not %s", jd_json_kind(v));
 	struct jd_buf b;
 	int n = 0;
 	jd_buf_init(&b, 64);
@@ -87,7 +71,7 @@ static int check_labels(const cJSON *v, struct jd_job *job, struct jd_error *err
 			jd_buf_cleanup(&b);
 			return jd_error_set(err, "invalid_field", field,
 					    "label values must be strings, not %s",
-					    json_type_name(l));
+					    jd_json_kind(l));
 		}
 		size_t kl = strlen(l->string), vl = strlen(l->valuestring);
 		if (kl == 0 || kl > JD_MAX_LABEL_KEY || vl > JD_MAX_LABEL_VALUE) {
@@ -130,7 +114,7 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 	*out = NULL;
 	if (!cJSON_IsObject(body))
 		return jd_error_set(err, "invalid_body", "",
-				    "the body must be a JSON object, not %s", json_type_name(body));
+				    "the body must be a JSON object, not %s", jd_json_kind(body));
 	for (const cJSON *f = body->child; f; f = f->next) {
 		const cJSON **slot = NULL;
 		if (strcmp(f->string, "task") == 0)
@@ -161,7 +145,7 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 		return jd_error_set(err, "missing_field", "task", "the task to run is required");
 	if (!cJSON_IsString(task))
 		return jd_error_set(err, "invalid_field", "task", "must be a string, not %s",
-				    json_type_name(task));
+				    jd_json_kind(task));
 	const struct jd_task *t = jd_task_find(task->valuestring);
 	if (!t)
 		return jd_error_set(err, "unknown_task", "task",
@@ -172,7 +156,7 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 	if (executor && !cJSON_IsNull(executor)) {
 		if (!cJSON_IsString(executor))
 			return jd_error_set(err, "invalid_field", "executor",
-					    "must be a string, not %s", json_type_name(executor));
+					    "must be a string, not %s", jd_json_kind(executor));
 		if (strcmp(executor->valuestring, "auto") != 0) {
 			exec = jd_exec_from_name(executor->valuestring);
 			if (!exec)
@@ -220,7 +204,7 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 
 	if (params && !cJSON_IsNull(params) && !cJSON_IsObject(params))
 		return jd_error_set(err, "invalid_field", "params", "must be an object, not %s",
-				    json_type_name(params));
+				    jd_json_kind(params));
 	cJSON *empty = NULL;
 	if (!params || cJSON_IsNull(params)) {
 		empty = cJSON_CreateObject();
@@ -249,6 +233,11 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 	job->worker = -1;
 	job->qslot = JD_HEAP_NONE;
 	job->deadline.slot = JD_HEAP_NONE;
+	if (t == &jd_exec_task && !(job->output = calloc(1, sizeof(*job->output)))) {
+		cJSON_Delete(empty);
+		jd_job_free(job);
+		return -ENOMEM;
+	}
 	job->params = jd_json_print(params);
 	cJSON_Delete(empty);
 	if (!job->params) {
@@ -331,25 +320,9 @@ int jd_job_has_label(const struct jd_job *job, const char *key, const char *valu
 {
 	if (!job->labels)
 		return 0;
-	/* Labels are stored in our own compact form {"k":"v",...}: inside a
-	 * string every quote is escaped, so `"k":"v"` preceded by { or , and
-	 * followed by , or } can only be a whole pair. */
-	struct jd_buf pat;
-	jd_buf_init(&pat, 64);
-	jd_buf_json_str(&pat, key);
-	jd_buf_addc(&pat, ':');
-	jd_buf_json_str(&pat, value);
-	char *needle = jd_buf_steal(&pat, NULL);
-	int found = 0;
-	if (!needle)
-		return 0;
-	size_t nl = strlen(needle);
-	for (const char *p = job->labels; (p = strstr(p, needle)) != NULL; p++) {
-		if ((p[-1] == '{' || p[-1] == ',') && (p[nl] == ',' || p[nl] == '}')) {
-			found = 1;
-			break;
-		}
-	}
-	free(needle);
+	cJSON *labels = cJSON_Parse(job->labels);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(labels, key);
+	int found = cJSON_IsString(v) && strcmp(v->valuestring, value) == 0;
+	cJSON_Delete(labels);
 	return found;
 }

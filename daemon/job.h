@@ -47,6 +47,14 @@ struct jd_timer {
 
 struct jd_waiter;
 
+/* What an exec job's output files hold, as reported by its worker. */
+struct jd_output {
+	uint64_t stored[2]; /* bytes in the stdout, stderr files */
+	uint64_t total[2];  /* bytes the process wrote (more when cut) */
+	uint8_t truncated[2];
+	int pgid; /* the job's process group, once started */
+};
+
 /* Kept compact: a million queued jobs should cost well under 1 KiB each
  * (params excluded). Strings are compact JSON text, owned by the job. */
 struct jd_job {
@@ -56,6 +64,7 @@ struct jd_job {
 	uint8_t state;    /* enum jd_state */
 	int8_t priority;
 	uint8_t running_in_executor; /* executor still holds it (even if terminal) */
+	uint8_t stop_state;          /* being stopped: the terminal state it will end in */
 	uint32_t attempt;
 	int32_t worker;                              /* executor slot, -1 before it ran */
 	double timeout;                              /* seconds of running, 0 for none */
@@ -68,6 +77,7 @@ struct jd_job {
 	size_t qslot; /* position in its executor's queue heap */
 	struct jd_timer deadline;
 	struct jd_waiter *waiters;
+	struct jd_output *output;     /* exec jobs: what their output files hold */
 	struct jd_job *hnext;         /* hash chain */
 	struct jd_job *newer, *older; /* creation order, for listing */
 	void *exec_data;

@@ -29,7 +29,10 @@
 #include "daemon/store.h"
 #include "daemon/timeutil.h"
 #include "version.h"
+#include "workers/plugins.h"
+#include "workers/procs.h"
 #include "workers/threads.h"
+#include "workers/worker.h"
 
 #define DEFAULT_CONFIG "/etc/jobd/jobd.conf"
 
@@ -244,6 +247,10 @@ int main(int argc, char **argv)
 	int check = 0, exit_code = 1;
 	struct jd_store *store = NULL;
 
+	/* A worker process of the process executor: jobd exec'd by itself. */
+	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
+		return jd_worker_main(argc, argv);
+
 	jd_log_init();
 	int pr = parse_args(&ds, argc, argv, &check);
 	if (pr != 0) {
@@ -280,6 +287,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	char perr[256] = "";
+	int nplug = jd_plugins_load(ds.cfg.plugin_dir, perr, sizeof(perr));
+	if (nplug < 0)
+		jd_warn("plugins: %s", perr);
+	else if (nplug > 0)
+		jd_info("plugins: %d task(s) from %s", nplug, ds.cfg.plugin_dir);
+
 	evthread_use_pthreads();
 	ds.base = event_base_new();
 	store = ds.base ? jd_store_mem_new(ds.base) : NULL;
@@ -295,6 +309,9 @@ int main(int argc, char **argv)
 		close(fd);
 		goto out;
 	}
+	struct jd_executor *procs = jd_procs_new(ds.base, &ds.cfg);
+	if (!procs || jd_sched_add_executor(ds.sched, procs) < 0)
+		jd_warn("the process executor is disabled");
 	ds.api = (struct jd_api){ ds.sched, &ds.cfg, jd_mono_us() };
 	ds.http = jd_http_new(ds.base, &ds.cfg, fd, jd_api_handle, &ds.api);
 	if (!ds.http)
@@ -327,6 +344,7 @@ out:
 		store->ops->free(store);
 	if (ds.base)
 		event_base_free(ds.base);
+	jd_plugins_unload();
 	jd_config_cleanup(&ds.cfg);
 	free(ds.flags);
 	if (exit_code == 0)

@@ -319,6 +319,28 @@ static void finish(struct jd_sched *s, struct jd_job *job, enum jd_state st)
 	maybe_drained(s);
 }
 
+/* End a queued or running job as `st` (cancelled or timed out) with the
+ * given error. An executor that stops jobs asynchronously keeps a running
+ * job until it reports it stopped; the job then ends as `st` whatever the
+ * task reported. Returns 0 when the job ended now, 1 when it is stopping. */
+static int stop_job(struct jd_sched *s, struct jd_job *job, enum jd_state st, const char *type,
+		    const char *msg)
+{
+	struct jd_executor *ex = jd_sched_executor(s, job->executor);
+	if (job->stop_state)
+		return 1;
+	jd_job_set_error(job, type, msg);
+	if (job->state == JD_RUNNING && job->running_in_executor && ex->stops_async) {
+		job->stop_state = (uint8_t)st;
+		jd_sched_timer_stop(s, &job->deadline);
+		ex->ops->stop_job(ex, job);
+		return 1;
+	}
+	finish(s, job, st);
+	jd_sched_dispatch(s, ex);
+	return 0;
+}
+
 static void job_timed_out(struct jd_timer *t)
 {
 	struct jd_job *job = container_of(t, struct jd_job, deadline);
@@ -326,10 +348,7 @@ static void job_timed_out(struct jd_timer *t)
 	if (job->state != JD_RUNNING)
 		return;
 	snprintf(msg, sizeof(msg), "ran longer than its timeout of %g s", job->timeout);
-	jd_job_set_error(job, "timed_out", msg);
-	struct jd_sched *s = t->arg;
-	finish(s, job, JD_TIMED_OUT);
-	jd_sched_dispatch(s, jd_sched_executor(s, job->executor));
+	stop_job(t->arg, job, JD_TIMED_OUT, "timed_out", msg);
 }
 
 static void start_job(struct jd_sched *s, struct jd_executor *ex, struct jd_job *job)
@@ -433,11 +452,22 @@ int jd_sched_cancel(struct jd_sched *s, struct jd_job *job)
 {
 	if (jd_state_terminal(job->state))
 		return -EALREADY;
-	jd_job_set_error(job, "cancelled",
-			 job->state == JD_RUNNING ? "cancelled by a client while running"
-						  : "cancelled by a client before it started");
-	finish(s, job, JD_CANCELLED);
-	return 0;
+	return stop_job(s, job, JD_CANCELLED, "cancelled",
+			job->state == JD_RUNNING ? "cancelled by a client while running"
+						 : "cancelled by a client before it started");
+}
+
+void jd_sched_output(struct jd_sched *s, struct jd_job *job)
+{
+	struct jd_waiter *w = job->waiters, *next;
+	(void)s;
+	for (; w; w = next) {
+		next = w->next;
+		if (!w->on_output)
+			continue;
+		jd_sched_unwait(s, w);
+		w->cb(w);
+	}
 }
 
 void jd_sched_complete(struct jd_sched *s, struct jd_job *job, int status, char *result,
@@ -454,7 +484,10 @@ void jd_sched_complete(struct jd_sched *s, struct jd_job *job, int status, char 
 	}
 	free(job->result);
 	job->result = result;
-	if (status == 0) {
+	if (job->stop_state) {
+		/* Stopped on request: the error was set when it was asked. */
+		finish(s, job, (enum jd_state)job->stop_state);
+	} else if (status == 0) {
 		finish(s, job, JD_SUCCEEDED);
 	} else {
 		const char *type = error && error->type[0] ? error->type : "task_failed";
@@ -505,17 +538,14 @@ static void stop_all(struct jd_sched *s, enum jd_state running_to)
 {
 	/* Walk from the oldest: queued and running jobs are mostly old. */
 	for (struct jd_job *j = s->oldest; j; j = j->newer) {
-		if (j->state == JD_RUNNING) {
-			jd_job_set_error(j, "shutdown",
-					 "jobd shut down before the job could finish");
-			finish(s, j, running_to);
-		}
+		if (j->state == JD_RUNNING)
+			stop_job(s, j, running_to, "shutdown",
+				 "jobd shut down before the job could finish");
 	}
 	for (struct jd_job *j = s->oldest; j; j = j->newer) {
-		if (j->state == JD_QUEUED) {
-			jd_job_set_error(j, "shutdown", "jobd shut down before the job started");
-			finish(s, j, JD_CANCELLED);
-		}
+		if (j->state == JD_QUEUED)
+			stop_job(s, j, JD_CANCELLED, "shutdown",
+				 "jobd shut down before the job started");
 	}
 }
 

@@ -26,6 +26,7 @@ struct jd_waiter {
 	struct jd_waiter *next, *prev;
 	struct jd_job *job;
 	enum jd_state until;
+	int on_output; /* also called when an exec job's output grows */
 	void (*cb)(struct jd_waiter *w);
 };
 
@@ -56,8 +57,13 @@ struct jd_job *jd_sched_find(struct jd_sched *s, const struct jd_id *id);
 /* The newest job; follow job->older for the rest. */
 struct jd_job *jd_sched_newest(struct jd_sched *s);
 
-/* Cancel a job (by a client). 0, or -EALREADY when it is already terminal. */
+/* Cancel a job (by a client). 0 when it is cancelled now, 1 when it is
+ * being stopped (its executor stops jobs asynchronously: it ends cancelled
+ * once its processes are gone), -EALREADY when it is already terminal. */
 int jd_sched_cancel(struct jd_sched *s, struct jd_job *job);
+
+/* An executor reports that an exec job's output grew: wakes output waiters. */
+void jd_sched_output(struct jd_sched *s, struct jd_job *job);
 
 /* An executor reports the end of a job it ran. status: 0 succeeded,
  * -ECANCELED stopped on request, any other negative errno failed with

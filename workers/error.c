@@ -11,6 +11,8 @@
 
 #include <jobd/task.h>
 
+#include "workers/tasks.h"
+
 int jd_error_set(struct jd_error *err, const char *type, const char *field, const char *fmt, ...)
 {
 	va_list ap;
@@ -27,4 +29,21 @@ int jd_error_set(struct jd_error *err, const char *type, const char *field, cons
 		err->message[0] = '\0';
 	}
 	return -EINVAL;
+}
+
+const char *jd_json_kind(const cJSON *v)
+{
+	if (cJSON_IsNumber(v))
+		return "a number";
+	if (cJSON_IsString(v))
+		return "a string";
+	if (cJSON_IsBool(v))
+		return "a boolean";
+	if (cJSON_IsNull(v))
+		return "null";
+	if (cJSON_IsArray(v))
+		return "an array";
+	if (cJSON_IsObject(v))
+		return "an object";
+	return "an unknown JSON value";
 }

@@ -27,8 +27,10 @@ struct jd_executor_ops {
 	/* Start `job` (capacity() > 0 was checked). The executor must later
 	 * call jd_sched_complete() exactly once for it. 0 or negative errno. */
 	int (*run)(struct jd_executor *ex, struct jd_job *job);
-	/* Ask a running job to stop (cancel or timeout). The scheduler has
-	 * already ended it; completion still follows, and is discarded. */
+	/* Ask a running job to stop (cancel or timeout). With stops_async
+	 * the job stays running until the executor reports it stopped (its
+	 * processes are gone); otherwise the scheduler has already ended it
+	 * and the completion that still follows is discarded. */
 	void (*stop_job)(struct jd_executor *ex, struct jd_job *job);
 	/* Stop every worker and wait for them. Jobs still running have been
 	 * told to stop; the executor reports nothing more after this. */
@@ -44,6 +46,7 @@ struct jd_executor {
 	unsigned kind;    /* one JD_EXEC_* bit */
 	const char *name; /* "thread" */
 	int enabled;
+	int stops_async; /* see stop_job */
 	char disabled_reason[160];
 	struct jd_sched *sched;
 	/* Owned by the scheduler: */

@@ -27,6 +27,8 @@
 #include <time.h>
 
 #include "workers/array.h"
+#include "workers/plugins.h"
+#include "workers/exec.h"
 #include "workers/tasks.h"
 
 /* 2^53-1 (JavaScript's MAX_SAFE_INTEGER): beyond it a JSON number may not
@@ -38,23 +40,6 @@
 #define SLEEP_MAX        86400.0
 
 /* ---- shared parameter checks ---- */
-
-static const char *json_kind(const cJSON *v)
-{
-	if (cJSON_IsNumber(v))
-		return "a number";
-	if (cJSON_IsString(v))
-		return "a string";
-	if (cJSON_IsBool(v))
-		return "a boolean";
-	if (cJSON_IsNull(v))
-		return "null";
-	if (cJSON_IsArray(v))
-		return "an array";
-	if (cJSON_IsObject(v))
-		return "an object";
-	return "an unknown JSON value";
-}
 
 static int invalid(struct jd_error *err, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -81,7 +66,7 @@ static int check_keys(const cJSON *params, const struct jd_param *spec, struct j
 
 	if (!cJSON_IsObject(params))
 		return jd_error_set(err, "invalid_params", "params", "expected an object, got %s",
-				    json_kind(params));
+				    jd_json_kind(params));
 	cJSON_ArrayForEach(it, params)
 	{
 		unsigned i;
@@ -111,7 +96,7 @@ static int check_number(const cJSON *v, const char *name, int integer, double lo
 	snprintf(f, sizeof(f), "params.%s", name);
 	if (!cJSON_IsNumber(v))
 		return jd_error_set(err, "invalid_params", f, "expected %s, got %s",
-				    integer ? "an integer" : "a number", json_kind(v));
+				    integer ? "an integer" : "a number", jd_json_kind(v));
 	if (!isfinite(v->valuedouble))
 		return jd_error_set(err, "invalid_params", f, "expected a finite number");
 	if (integer && v->valuedouble != floor(v->valuedouble))
@@ -145,7 +130,7 @@ static int resolve_dtype(const cJSON *params, const cJSON *const *arrays, size_t
 
 	if (d) {
 		if (!cJSON_IsString(d))
-			return invalid(err, "dtype", "expected a string, got %s", json_kind(d));
+			return invalid(err, "dtype", "expected a string, got %s", jd_json_kind(d));
 		if (jd_dtype_from_name(d->valuestring, dt) < 0)
 			return jd_error_set(err, "invalid_params", "params.dtype",
 					    "unknown dtype \"%.40s\" (expected int32, int64, "
@@ -288,7 +273,7 @@ static int echo_check(const cJSON *params, struct jd_error *err)
 	const cJSON *fail = cJSON_GetObjectItemCaseSensitive(params, "fail");
 	if (fail && !cJSON_IsString(fail))
 		return jd_error_set(err, "invalid_params", "params.fail",
-				    "expected a string, got %s", json_kind(fail));
+				    "expected a string, got %s", jd_json_kind(fail));
 	return 0;
 }
 
@@ -938,6 +923,9 @@ const struct jd_task jd_builtin_tasks[] = {
 	{ .name = NULL },
 };
 
+/* Entries of jd_builtin_tasks before its terminator. */
+#define BUILTIN_COUNT (sizeof(jd_builtin_tasks) / sizeof(jd_builtin_tasks[0]) - 1)
+
 const struct jd_task *jd_task_find(const char *name)
 {
 	if (!name)
@@ -945,7 +933,24 @@ const struct jd_task *jd_task_find(const char *name)
 	for (const struct jd_task *t = jd_builtin_tasks; t->name; t++)
 		if (strcmp(t->name, name) == 0)
 			return t;
-	return NULL;
+	if (strcmp(name, jd_exec_task.name) == 0)
+		return &jd_exec_task;
+	return jd_plugin_task_find(name);
+}
+
+/* Built-ins, then exec (workers/exec.c), then plugin tasks. */
+size_t jd_task_count(void)
+{
+	return BUILTIN_COUNT + 1 + jd_plugin_task_count();
+}
+
+const struct jd_task *jd_task_at(size_t i)
+{
+	if (i < BUILTIN_COUNT)
+		return &jd_builtin_tasks[i];
+	if (i == BUILTIN_COUNT)
+		return &jd_exec_task;
+	return jd_plugin_task_at(i - BUILTIN_COUNT - 1);
 }
 
 static const struct {

@@ -171,6 +171,41 @@ class DaemonTest(unittest.TestCase):
             raise AssertionError(f"jobd exited {code}:\n{log[-4000:]}")
 
 
+def _proc_stat(pid):
+    """(state, ppid, pgid) of a process, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[1]), int(fields[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def zombies_of(pid):
+    """Zombie children of `pid` (children it has not reaped)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = _proc_stat(d)
+            if st and st[0] == "Z" and st[1] == pid:
+                out.append(int(d))
+    return out
+
+
+def pids_with_marker(marker):
+    """Processes whose command line holds `marker` (a test's own tag)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
 def jobctl(*args, env=None, timeout=60, url=None):
     """Run jobctl; returns CompletedProcess with text stdout/stderr."""
     e = dict(os.environ)
