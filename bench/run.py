@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """run.py - the jobd benchmark driver (`make bench`).
 
-Runs four figures in one go, each beside an anchor measured in the same run
-on the same machine, prints a Markdown table and writes results.json.
-Figures a to c are measured --repeat times (3; 1 with --quick), anchor and
-jobd alternating, and the medians reported:
+Runs seven figures in one go, each beside an anchor measured in the same
+run on the same machine, prints a Markdown table and writes results.json.
+Figures a to c and e to g are measured --repeat times (3; 1 with --quick),
+anchor and jobd alternating, and the medians reported:
 
   a. submit rate     jobd vs a bare libmicrohttpd server (bare_server)
   b. end to end      jobd submit + long-poll vs ThreadPoolExecutor(2)
   c. round trip      one job's submit + long-poll on an idle jobd
   d. memory          RSS growth per queued job, 1,000,000 jobs queued
+  e. process e2e     b on the process executor vs ProcessPoolExecutor(2)
+  f. exec /bin/true  exec jobs end to end vs posix_spawn + waitpid (C)
+  g. process rtt     c on the process executor vs c on the thread executor
 
 Standard library only. Every process it starts is stopped on the way out,
 errors included; each child also gets PR_SET_PDEATHSIG so that it dies with
@@ -38,6 +41,9 @@ import time
 JOBD_LISTEN_RE = re.compile(r"listening on http://[^:]+:(\d+)")
 BARE_LISTEN_RE = re.compile(r"listening on (\d+)")
 ECHO_BODY = '{"task":"echo","params":{"value":1}}'
+PROC_ECHO_BODY = '{"task":"echo","executor":"process","params":{"value":1}}'
+EXEC_BODY = '{"task":"exec","params":{"argv":["/bin/true"]}}'
+EXEC_PATH = "/bin/true"
 SLEEP_BODY = '{"task":"sleep","params":{"seconds":3600}}'
 READY_TIMEOUT = 15.0   # seconds for a server to say it listens
 STOP_GRACE = 30.0      # seconds between SIGTERM and SIGKILL
@@ -48,6 +54,31 @@ TARGET_SUBMIT_RATIO = 0.60
 TARGET_E2E_JOBS_S = 25000.0
 TARGET_RTT_P50_US = 150.0
 TARGET_BYTES_PER_JOB = 1024.0
+TARGET_PROC_E2E_RATIO = 2.0     # jobd / ProcessPoolExecutor(2)
+TARGET_EXEC_RATIO = 0.70        # jobd exec jobs/s / raw spawns/s
+TARGET_PROC_RTT_P50_US = 250.0
+PROC_WORKERS = 2                # --processes for figures e to g; the anchors'
+                                # pool size and spawn threads match it
+RUN_BUDGET_S = 360              # the whole run; 150 with --quick
+QUICK_BUDGET_S = 150
+
+
+def _noop():
+    """The ProcessPoolExecutor anchor's task: module level, so that it can
+    be pickled by reference."""
+    return None
+
+
+def _pool_worker_init():
+    """ProcessPoolExecutor initializer: die with the driver, leave Ctrl-C
+    to it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class BenchError(Exception):
@@ -177,7 +208,7 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.quick = args.quick
-        self.budget = Budget(120 if args.quick else 300)
+        self.budget = Budget(QUICK_BUDGET_S if args.quick else RUN_BUDGET_S)
         self.tmp = tempfile.mkdtemp(prefix="jobd-bench-")
         self.servers = []
         self.raw = {}
@@ -197,13 +228,17 @@ class Bench:
         s.wait_ready(min(READY_TIMEOUT, self.budget.timeout(READY_TIMEOUT)))
         return s
 
-    def start_jobd(self, threads):
+    def start_jobd(self, threads, processes=1):
+        """jobd with `threads` in the thread executor and `processes` worker
+        processes (figures that only use the thread executor keep one, so
+        that idle workers cost nothing and the daemon starts as fast)."""
         self.nstarted += 1
         state = os.path.join(self.tmp, "state%d" % self.nstarted)
         os.mkdir(state)
         argv = [self.args.jobd, "--listen", "127.0.0.1:0",
                 "--state-dir", state, "--log-level", "warning",
-                "--threads", str(threads), "--max-queued", "10000000"]
+                "--threads", str(threads), "--processes", str(processes),
+                "--max-queued", "10000000"]
         argv += self.args.jobd_arg
         s = Server("jobd", argv,
                    os.path.join(self.tmp, "jobd%d.log" % self.nstarted),
@@ -417,8 +452,10 @@ class Bench:
     def run_memory(self):
         """d. RSS growth per queued job, with the only thread kept busy."""
         n = 100000 if self.quick else 1000000
-        log("d. memory: jobd --threads 1, %d queued jobs" % n)
-        jobd = self.start_jobd(1)
+        log("d. memory: jobd --threads 1 --processes 1, %d queued jobs" % n)
+        # One worker process, idle all along: the RSS read is the daemon's
+        # own process only, never its workers.
+        jobd = self.start_jobd(1, 1)
         try:
             code, job = http_json(jobd.port, "POST", "/v1/jobs", SLEEP_BODY)
             if code != 202 or not isinstance(job, dict) or "id" not in job:
@@ -447,7 +484,7 @@ class Bench:
             self.raw["memory_stop"] = {"status": rc, "killed": killed,
                                        "seconds": time.monotonic() - t}
         per = (rss1 - rss0) / f["ok"] if f["ok"] else None
-        note = "%d jobs queued, RSS %.1f -> %.1f MiB" % (
+        note = "%d jobs queued, daemon RSS %.1f -> %.1f MiB" % (
             f["ok"], rss0 / 2**20, rss1 / 2**20)
         met = per is not None and per <= TARGET_BYTES_PER_JOB
         if f["errors"]:
@@ -458,6 +495,191 @@ class Bench:
         self.figure("bytes_per_job", "memory per queued job", "B", per,
                     None, None, None,
                     "<= %d B" % TARGET_BYTES_PER_JOB, met, note)
+
+    def run_process_e2e(self):
+        """e. End to end on the process executor: no-op echo jobs in jobd's
+        worker processes vs ProcessPoolExecutor(2) in the driver."""
+        n = 5000 if self.quick else 20000
+        runs, pools, execs = [], [], []
+        for i in range(self.repeat):
+            log("e. process e2e, round %d/%d: ProcessPoolExecutor(%d), "
+                "%d no-op tasks" % (i + 1, self.repeat, PROC_WORKERS, n))
+            pools.append(self.process_pool(n))
+            self.raw["process_pool"] = pools
+            log("e. process e2e, round %d/%d: jobd --processes %d, %d jobs"
+                % (i + 1, self.repeat, PROC_WORKERS, n))
+            jobd = self.start_jobd(2, PROC_WORKERS)
+            try:
+                runs.append(self.loadgen(
+                    "jobd_process_e2e", jobd, "e2e", 120, "--conns", 64,
+                    "--requests", n, "--body", PROC_ECHO_BODY))
+                execs.append(self.process_executor(jobd))
+                self.raw["process_e2e_executor"] = execs
+            finally:
+                self.stop(jobd)
+        j = median([x["jobs_per_s"] for x in runs])
+        py = median([x["jobs_per_s"] for x in pools])
+        ratio = j / py if py > 0 else None
+        met = ratio is not None and ratio >= TARGET_PROC_E2E_RATIO
+        notes = []
+        bad = [x["states"] for x in runs
+               if x["failed"] or x["succeeded"] != n]
+        if bad:
+            met = False
+            notes.append("not every job succeeded: %s" % bad)
+        notes += self.executor_notes(execs)
+        self.figure("process_e2e", "process e2e", "jobs/s", j, py,
+                    "ProcessPoolExecutor(%d), in-process" % PROC_WORKERS,
+                    ratio, "ratio >= %.1f" % TARGET_PROC_E2E_RATIO, met,
+                    "; ".join(notes) or None)
+
+    @staticmethod
+    def process_pool(n):
+        """One ProcessPoolExecutor(2) measurement: the pool is started and
+        warmed up first, then n no-op tasks are submitted and every result
+        collected, and only that is timed."""
+        with concurrent.futures.ProcessPoolExecutor(
+                PROC_WORKERS, initializer=_pool_worker_init) as ex:
+            for f in [ex.submit(_noop) for _ in range(4 * PROC_WORKERS)]:
+                f.result()  # every worker started and importing done
+            t = time.perf_counter()
+            fs = [ex.submit(_noop) for _ in range(n)]
+            for f in fs:
+                f.result()
+            secs = time.perf_counter() - t
+        return {"tasks": n, "workers": PROC_WORKERS, "seconds": secs,
+                "jobs_per_s": n / secs}
+
+    def run_exec(self):
+        """f. exec jobs running /bin/true, end to end, vs the raw rate of
+        posix_spawn + waitpid on as many threads as jobd has workers."""
+        n = 500 if self.quick else 2000
+        runs, spawns, execs = [], [], []
+        for i in range(self.repeat):
+            log("f. exec, round %d/%d: spawn_anchor, %d threads, %d spawns"
+                % (i + 1, self.repeat, PROC_WORKERS, n))
+            spawns.append(self.spawn_anchor(n))
+            log("f. exec, round %d/%d: jobd --processes %d, %d exec jobs"
+                % (i + 1, self.repeat, PROC_WORKERS, n))
+            jobd = self.start_jobd(2, PROC_WORKERS)
+            try:
+                runs.append(self.loadgen(
+                    "jobd_exec", jobd, "e2e", 120, "--conns", 64,
+                    "--requests", n, "--body", EXEC_BODY))
+                execs.append(self.process_executor(jobd))
+                self.raw["exec_executor"] = execs
+            finally:
+                self.stop(jobd)
+        j = median([x["jobs_per_s"] for x in runs])
+        a = median([x["spawns_per_s"] for x in spawns])
+        ratio = j / a if a > 0 else None
+        met = ratio is not None and ratio >= TARGET_EXEC_RATIO
+        notes = []
+        bad = [x["states"] for x in runs
+               if x["failed"] or x["succeeded"] != n]
+        if bad:
+            met = False
+            notes.append("not every job succeeded: %s" % bad)
+        notes += self.executor_notes(execs)
+        self.figure("exec_true", "exec /bin/true", "jobs/s", j, a,
+                    "posix_spawn + waitpid, %d threads" % PROC_WORKERS,
+                    ratio, "ratio >= %.2f" % TARGET_EXEC_RATIO, met,
+                    "; ".join(notes) or None)
+
+    def spawn_anchor(self, n):
+        argv = [self.args.spawn_anchor, "--threads", str(PROC_WORKERS),
+                "--count", str(n), EXEC_PATH]
+        timeout = self.budget.timeout(60)
+        log("  %s" % " ".join(argv[1:]))
+        try:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True,
+                               timeout=timeout, preexec_fn=_die_with_parent)
+        except subprocess.TimeoutExpired:
+            raise BenchError("spawn_anchor ran past %.0f s" % timeout)
+        except OSError as e:
+            raise BenchError("cannot run spawn_anchor (%s): %s"
+                             % (self.args.spawn_anchor, e))
+        lines = [x for x in p.stdout.splitlines() if x.strip()]
+        try:
+            res = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise BenchError("spawn_anchor (status %d) printed no result: %s"
+                             % (p.returncode, p.stderr.strip()[-500:]))
+        self.raw.setdefault("spawn_anchor", []).append(res)
+        if p.returncode != 0 or "error" in res:
+            raise BenchError("spawn_anchor: %s"
+                             % res.get("error", "status %d" % p.returncode))
+        return res
+
+    def run_process_rtt(self):
+        """g. Round trip on the process executor, beside the round trip on
+        the thread executor of the same idle jobd."""
+        n = 300 if self.quick else 1000
+        threads, procs = [], []
+        for i in range(self.repeat):
+            log("g. process round trip, round %d/%d: jobd --processes %d, "
+                "%d jobs on each executor"
+                % (i + 1, self.repeat, PROC_WORKERS, n))
+            jobd = self.start_jobd(2, PROC_WORKERS)
+            try:
+                # Alternate which goes first, so that neither always gets
+                # the freshly started daemon.
+                order = [("thread", ECHO_BODY, threads),
+                         ("process", PROC_ECHO_BODY, procs)]
+                if i % 2:
+                    order.reverse()
+                for name, body, out in order:
+                    out.append(self.loadgen(
+                        "jobd_%s_rtt" % name, jobd, "rtt",
+                        60 + REQUEST_TIMEOUT, "--requests", n,
+                        "--body", body))
+            finally:
+                self.stop(jobd)
+        t50 = median([x["p50_us"] for x in threads])
+        t99 = median([x["p99_us"] for x in threads])
+        p50 = median([x["p50_us"] for x in procs])
+        p99 = median([x["p99_us"] for x in procs])
+        note = None
+        met = p50 <= TARGET_PROC_RTT_P50_US
+        bad = [x["states"] for x in threads + procs if x["failed"]]
+        if bad:
+            met = False
+            note = "not every job succeeded: %s" % bad
+        aname = "thread executor, same jobd"
+        self.figure("process_rtt_p50", "process round trip p50", "us", p50,
+                    t50, aname, p50 / t50 if t50 else None,
+                    "<= %d us" % TARGET_PROC_RTT_P50_US, met, note)
+        self.figure("process_rtt_p99", "process round trip p99", "us", p99,
+                    t99, aname, p99 / t99 if t99 else None, None, None)
+
+    def process_executor(self, jobd):
+        """The process executor's entry in GET /v1/executors, or None."""
+        try:
+            code, ex = http_json(jobd.port, "GET", "/v1/executors")
+            if code == 200:
+                for e in ex.get("executors", []):
+                    if e.get("name") == "process":
+                        return e
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass
+        return None
+
+    @staticmethod
+    def executor_notes(execs):
+        """Worker crashes and replacements seen after the runs."""
+        execs = [e for e in execs if isinstance(e, dict)]
+        if not execs:
+            return []
+        notes = []
+        crashes = sum(int(e.get("crashes", 0)) for e in execs)
+        if crashes:
+            notes.append("%d worker process crashes" % crashes)
+        notes.append("worker processes replaced %s times per run "
+                     "(max_jobs_per_worker %s)"
+                     % ("/".join(str(e.get("restarts", "?")) for e in execs),
+                        execs[0].get("max_jobs_per_worker", "?")))
+        return notes
 
     def wait_running(self, jobd, jid):
         end = time.monotonic() + 10
@@ -493,6 +715,13 @@ class Bench:
              "<= %d us" % TARGET_RTT_P50_US, self.run_rtt),
             ("memory", "bytes_per_job", "memory per queued job", "B",
              "<= %d B" % TARGET_BYTES_PER_JOB, self.run_memory),
+            ("process-e2e", "process_e2e", "process e2e", "jobs/s",
+             "ratio >= %.1f" % TARGET_PROC_E2E_RATIO, self.run_process_e2e),
+            ("exec", "exec_true", "exec /bin/true", "jobs/s",
+             "ratio >= %.2f" % TARGET_EXEC_RATIO, self.run_exec),
+            ("process-rtt", "process_rtt_p50", "process round trip p50",
+             "us", "<= %d us" % TARGET_PROC_RTT_P50_US,
+             self.run_process_rtt),
         ]
         for step, fid, name, unit, target, fn in steps:
             if only and step not in only:
@@ -581,15 +810,19 @@ def main():
     ap.add_argument("--jobd", required=True, help="the jobd binary")
     ap.add_argument("--loadgen", required=True, help="the loadgen binary")
     ap.add_argument("--bare", required=True, help="the bare_server binary")
+    ap.add_argument("--spawn-anchor", metavar="PATH",
+                    help="the spawn_anchor binary (default: spawn_anchor "
+                         "beside --loadgen)")
     ap.add_argument("--quick", action="store_true",
-                    help="smaller counts; the run takes at most 2 minutes")
+                    help="smaller counts; the run takes at most 2.5 minutes")
     ap.add_argument("--out", default=os.path.join(here, "results.json"),
                     help="where to write the JSON results")
     ap.add_argument("--only", action="append", default=[],
-                    choices=["submit", "e2e", "rtt", "memory"],
+                    choices=["submit", "e2e", "rtt", "memory",
+                             "process-e2e", "exec", "process-rtt"],
                     help="run only this figure (repeatable)")
     ap.add_argument("--repeat", type=int, metavar="N",
-                    help="measure figures a, b and c N times (1..5) and "
+                    help="measure every figure but d N times (1..5) and "
                          "report medians (default 3; 1 with --quick)")
     ap.add_argument("--strict", action="store_true",
                     help="exit 1 when a target is missed")
@@ -606,6 +839,15 @@ def main():
         p = getattr(args, name)
         if not os.access(p, os.X_OK):
             ap.error("--%s %s: not an executable file" % (name, p))
+    if args.spawn_anchor is None:
+        # The CMake build puts it beside loadgen.
+        args.spawn_anchor = os.path.join(
+            os.path.dirname(os.path.abspath(args.loadgen)), "spawn_anchor")
+    if (not args.only or "exec" in args.only) and \
+            not os.access(args.spawn_anchor, os.X_OK):
+        ap.error("--spawn-anchor %s: not an executable file (build "
+                 "bench/spawn_anchor.c, or leave the exec figure out with "
+                 "--only)" % args.spawn_anchor)
 
     _load_libc()
     # A signal ends the run through the same cleanup as an error.

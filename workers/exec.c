@@ -179,7 +179,7 @@ static void kill_all(pid_t pgid, const char *cg, int sig)
 		kill(-pgid, sig);
 	if (!cg)
 		return;
-	char path[PATH_MAX];
+	char path[PATH_MAX + 16];
 	if (sig == SIGKILL) {
 		snprintf(path, sizeof(path), "%s/cgroup.kill", cg);
 		if (access(path, W_OK) == 0) {
@@ -200,7 +200,7 @@ static void kill_all(pid_t pgid, const char *cg, int sig)
 
 static int cgroup_empty(const char *cg)
 {
-	char path[PATH_MAX], buf[64];
+	char path[PATH_MAX + 16], buf[64];
 	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)

@@ -70,8 +70,6 @@ CORPUS = [
     ("text/plain body", "POST", "/v1/jobs", {"Content-Type": "text/plain"},
      b'{"task":"echo","params":{"value":1}}', 415, None),
     ("xml body", "POST", "/v1/jobs", {"Content-Type": "application/xml"}, b"<job/>", 415, None),
-    ("body too large", "POST", "/v1/jobs", {"Content-Type": J},
-     b'{"task":"echo","params":{"value":"' + b"x" * 70000 + b'"}}', 413, None),
     ("deeply nested", "POST", "/v1/jobs", {"Content-Type": J},
      b'{"task":"echo","params":{"value":' + b"[" * 5000 + b"]" * 5000 + b"}}", 400, None),
     ("bad job id", "GET", "/v1/jobs/not-an-id", {}, None, 404, None),
@@ -143,6 +141,9 @@ class Malformed(DaemonTest):
         status, _, health = self.d.request("GET", "/v1/health")
         self.assertEqual(status, 200)
 
+    # A body above max_body is refused with 413 from its Content-Length,
+    # before it is read. (Not in the corpus: a client that has already sent
+    # the body can see the connection reset before it reads the answer.)
     def test_413_sent_before_body_is_read(self):
         # Declare a huge body and send none of it: the answer must come at once.
         with socket.create_connection((self.d.host, self.d.port), timeout=10) as s:
