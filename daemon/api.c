@@ -278,6 +278,35 @@ static void on_submitted(void *arg, int status, struct jd_job *job)
 	}
 }
 
+/* An exec job may ask for limits lower than jobd's, not higher. */
+static int check_exec_limits(struct jd_api *api, struct jd_req *r, const struct jd_job *job)
+{
+	static const struct {
+		const char *name, *key;
+	} names[] = { { "cpu_seconds", "job_cpu_limit" },
+		      { "memory", "job_memory_limit" },
+		      { "open_files", "job_open_files" } };
+	const double max[] = { api->cfg->job_cpu_limit, (double)api->cfg->job_memory_limit,
+			       (double)api->cfg->job_open_files };
+	cJSON *params = cJSON_Parse(job->params);
+	const cJSON *lim = cJSON_GetObjectItemCaseSensitive(params, "limits");
+	int rc = 0;
+	for (size_t i = 0; lim && i < 3; i++) {
+		const cJSON *l = cJSON_GetObjectItemCaseSensitive(lim, names[i].name);
+		if (l && max[i] > 0 && l->valuedouble > max[i]) {
+			char field[64];
+			snprintf(field, sizeof(field), "params.limits.%s", names[i].name);
+			jd_req_problem(r, 400, "invalid-job", "Invalid job", field,
+				       "%s: %g is above this jobd's %s of %g", field,
+				       l->valuedouble, names[i].key, max[i]);
+			rc = -EINVAL;
+			break;
+		}
+	}
+	cJSON_Delete(params);
+	return rc;
+}
+
 static void h_submit(struct jd_api *api, struct jd_req *r, const char *id)
 {
 	(void)id;
@@ -302,6 +331,10 @@ static void h_submit(struct jd_api *api, struct jd_req *r, const char *id)
 		jd_job_free(job);
 		jd_req_problem(r, 403, "exec-disabled", "Exec disabled", "task",
 			       "this jobd does not run commands (allow_exec = no)");
+		return;
+	}
+	if (job->task == &jd_exec_task && check_exec_limits(api, r, job) < 0) {
+		jd_job_free(job);
 		return;
 	}
 	jd_sched_submit(api->sched, job, on_submitted, r);

@@ -46,12 +46,15 @@ static const struct jd_param exec_params[] = {
 	{ "env", "object", 0, "variables added to the base environment (string values)" },
 	{ "cwd", "string", 0, "absolute directory to run in (default /)" },
 	{ "stdin", "string", 0, "bytes for standard input: a string, or {\"b64\": ...}" },
+	{ "limits", "object", 0,
+	  "{cpu_seconds, memory, open_files}: lower than jobd's job_* limits where those are set" },
 	{ NULL, NULL, 0, NULL },
 };
 
 static int exec_check(const cJSON *params, struct jd_error *err)
 {
-	const cJSON *argv = NULL, *command = NULL, *env = NULL, *cwd = NULL, *in = NULL;
+	const cJSON *argv = NULL, *command = NULL, *env = NULL, *cwd = NULL, *in = NULL,
+		    *limits = NULL;
 	for (const cJSON *p = params->child; p; p = p->next) {
 		const cJSON **slot = NULL;
 		if (strcmp(p->string, "argv") == 0)
@@ -64,11 +67,14 @@ static int exec_check(const cJSON *params, struct jd_error *err)
 			slot = &cwd;
 		else if (strcmp(p->string, "stdin") == 0)
 			slot = &in;
+		else if (strcmp(p->string, "limits") == 0)
+			slot = &limits;
 		char f[96];
 		snprintf(f, sizeof(f), "params.%.80s", p->string);
 		if (!slot)
 			return jd_error_set(err, "invalid_params", f,
-					    "unknown parameter (argv, command, env, cwd, stdin)");
+					    "unknown parameter (argv, command, env, cwd, stdin, "
+					    "limits)");
 		if (*slot)
 			return jd_error_set(err, "invalid_params", f, "duplicate parameter");
 		*slot = p;
@@ -121,6 +127,27 @@ static int exec_check(const cJSON *params, struct jd_error *err)
 				return jd_error_set(err, "invalid_params", f,
 						    "a variable name must be non-empty and hold "
 						    "no '='");
+		}
+	}
+	if (limits) {
+		if (!cJSON_IsObject(limits))
+			return jd_error_set(err, "invalid_params", "params.limits",
+					    "expected an object, got %s", jd_json_kind(limits));
+		for (const cJSON *l = limits->child; l; l = l->next) {
+			char f[128];
+			snprintf(f, sizeof(f), "params.limits.%.80s", l->string);
+			if (strcmp(l->string, "cpu_seconds") != 0 &&
+			    strcmp(l->string, "memory") != 0 &&
+			    strcmp(l->string, "open_files") != 0)
+				return jd_error_set(
+				    err, "invalid_params", f,
+				    "unknown limit (cpu_seconds, memory, open_files)");
+			if (!cJSON_IsNumber(l) || !(l->valuedouble > 0) || l->valuedouble > 1e15 ||
+			    (strcmp(l->string, "cpu_seconds") != 0 &&
+			     l->valuedouble != (double)(uint64_t)l->valuedouble))
+				return jd_error_set(
+				    err, "invalid_params", f, "expected a positive number%s",
+				    strcmp(l->string, "cpu_seconds") ? " (whole)" : "");
 		}
 	}
 	if (cwd && (!cJSON_IsString(cwd) || cwd->valuestring[0] != '/'))
@@ -264,7 +291,9 @@ static void child_exec(const struct child_setup *cs)
 	stage = 2;
 	struct rlimit rl;
 	if (cs->env->cpu_limit > 0) {
-		rl.rlim_cur = rl.rlim_max = (rlim_t)cs->env->cpu_limit;
+		/* SIGXCPU at the limit, SIGKILL a second later if ignored. */
+		rl.rlim_cur = (rlim_t)(cs->env->cpu_limit + 0.999);
+		rl.rlim_max = rl.rlim_cur + 1;
 		if (setrlimit(RLIMIT_CPU, &rl) < 0)
 			goto fail;
 	}
@@ -380,6 +409,15 @@ static int exec_run(struct jd_task_ctx *ctx, const cJSON *params, cJSON **result
 	if (!env || !env->output_dir)
 		return jd_error_set(&ctx->error, "executor_error", NULL,
 				    "exec runs only on the process executor");
+	/* The job's own limits, already checked against jobd's at submission. */
+	const cJSON *lim = cJSON_GetObjectItemCaseSensitive(params, "limits");
+	const cJSON *l;
+	if ((l = cJSON_GetObjectItemCaseSensitive(lim, "cpu_seconds")) != NULL)
+		env->cpu_limit = l->valuedouble;
+	if ((l = cJSON_GetObjectItemCaseSensitive(lim, "memory")) != NULL)
+		env->memory_limit = (uint64_t)l->valuedouble;
+	if ((l = cJSON_GetObjectItemCaseSensitive(lim, "open_files")) != NULL)
+		env->open_files = (uint64_t)l->valuedouble;
 
 	const cJSON *cwdj = cJSON_GetObjectItemCaseSensitive(params, "cwd");
 	const cJSON *inj = cJSON_GetObjectItemCaseSensitive(params, "stdin");

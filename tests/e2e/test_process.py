@@ -252,6 +252,30 @@ class OutputLimit(DaemonTest):
         self.assertEqual(resp.getheader("X-Output-Total"), str(10 << 20))
 
 
+class Limits(DaemonTest):
+    ARGS = ("--processes", "1", "--job-open-files", "64", "--job-cpu-limit", "30")
+
+    def test_limits_from_config_and_job(self):
+        job = self.d.wait(self.d.submit(exec_job("ulimit -n; ulimit -t"))["id"])
+        self.assertEqual(job["result"]["stdout"].split(), ["64", "30"])
+        job = self.d.wait(self.d.submit(exec_job(
+            "ulimit -n; ulimit -v", params={"limits": {"open_files": 32,
+                                                       "memory": 512 << 20}}))["id"])
+        self.assertEqual(job["result"]["stdout"].split(), ["32", str(512 << 10)])
+        status, _, problem = self.d.request("POST", "/v1/jobs", exec_job(
+            argv=["true"], params={"limits": {"open_files": 1000}}))
+        self.assertEqual((status, problem["field"]), (400, "params.limits.open_files"))
+        status, _, problem = self.d.request("POST", "/v1/jobs", exec_job(
+            argv=["true"], params={"limits": {"stack": 1}}))
+        self.assertEqual((status, problem["field"]), (400, "params.limits.stack"))
+
+    def test_cpu_limit_kills_a_spinner(self):
+        job = self.d.wait(self.d.submit(exec_job(
+            "while :; do :; done", params={"limits": {"cpu_seconds": 1}}))["id"])
+        self.assertEqual(job["state"], "failed")
+        self.assertEqual(job["result"]["signal_name"], "SIGXCPU")
+
+
 class ExecDisabled(DaemonTest):
     CONFIG = "[process]\nallow_exec = no\n"
 
