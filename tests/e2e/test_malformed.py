@@ -131,12 +131,14 @@ class Malformed(DaemonTest):
                      b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\n" + b"X-Long: " + b"a" * 100000
                      + b"\r\n\r\n"):
             with socket.create_connection((self.d.host, self.d.port), timeout=10) as s:
-                s.sendall(junk)
-                s.shutdown(socket.SHUT_WR)
+                # jobd may answer (400, 431) and close before all of the junk
+                # is sent: a reset or a closed socket here is fine.
                 try:
+                    s.sendall(junk)
+                    s.shutdown(socket.SHUT_WR)
                     while s.recv(65536):
                         pass
-                except (ConnectionResetError, socket.timeout):
+                except (OSError, socket.timeout):
                     pass
         status, _, health = self.d.request("GET", "/v1/health")
         self.assertEqual(status, 200)
