@@ -21,6 +21,7 @@
 #include "daemon/log.h"
 #include "daemon/timeutil.h"
 #include "version.h"
+#include "opencl/executor.h"
 #include "workers/exec.h"
 #include "workers/plugins.h"
 #include "workers/tasks.h"
@@ -332,6 +333,17 @@ static void h_submit(struct jd_api *api, struct jd_req *r, const char *id)
 		jd_req_problem(r, 403, "exec-disabled", "Exec disabled", "task",
 			       "this jobd does not run commands (allow_exec = no)");
 		return;
+	}
+	if (job->device) {
+		char avail[256];
+		struct jd_executor *ocl = jd_sched_executor(api->sched, JD_EXEC_OPENCL);
+		if (!ocl || !jd_opencl_device_known(ocl, job->device, avail, sizeof(avail))) {
+			jd_req_problem(r, 400, "invalid-job", "Invalid job", "device",
+				       "device: no OpenCL device \"%s\" here (devices: %s)",
+				       job->device, ocl ? avail : "none");
+			jd_job_free(job);
+			return;
+		}
 	}
 	if (job->task == &jd_exec_task && check_exec_limits(api, r, job) < 0) {
 		jd_job_free(job);

@@ -69,6 +69,12 @@ const struct jd_config_key jd_config_keys[] = {
 	    "RLIMIT_AS; 0 for no limit."),
 	KEY("process", job_open_files, JD_CFG_INT, "0", 0, 1048576, 1,
 	    "Open files an exec job may have (RLIMIT_NOFILE); 0 to inherit jobd's."),
+	KEY("opencl", devices, JD_CFG_STRING, "all", 0, 0, 0,
+	    "OpenCL devices to use: all, cpu, gpu, none, or a comma-separated list of device "
+	    "IDs (see GET /v1/executors)."),
+	KEY("opencl", opencl_queue_depth, JD_CFG_INT, "2", 1, 64, 0,
+	    "Jobs handed to one OpenCL device at a time: one runs, the rest wait in its "
+	    "queue so it never idles between jobs."),
 	{ NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL },
 };
 

@@ -42,6 +42,9 @@ struct jd_config {
 	double job_cpu_limit;
 	int64_t job_memory_limit;
 	int64_t job_open_files;
+	/* [opencl] */
+	char *devices;
+	int64_t opencl_queue_depth;
 };
 
 enum jd_config_type {

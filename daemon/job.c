@@ -47,6 +47,7 @@ void jd_job_free(struct jd_job *job)
 	free(job->result);
 	free(job->error);
 	free(job->output);
+	free(job->device);
 	free(job);
 }
 
@@ -107,7 +108,7 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 		     struct jd_error *err)
 {
 	const cJSON *task = NULL, *executor = NULL, *params = NULL, *priority = NULL,
-		    *timeout = NULL, *labels = NULL;
+		    *timeout = NULL, *labels = NULL, *device = NULL;
 	struct jd_job *job;
 	int r;
 
@@ -129,6 +130,8 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 			slot = &timeout;
 		else if (strcmp(f->string, "labels") == 0)
 			slot = &labels;
+		else if (strcmp(f->string, "device") == 0)
+			slot = &device;
 		if (!slot)
 			return jd_error_set(
 			    err, "unknown_field", f->string,
@@ -152,7 +155,17 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 				    "unknown task \"%.60s\" (GET /v1/tasks lists them)",
 				    task->valuestring);
 
+	if (device && !cJSON_IsNull(device) &&
+	    (!cJSON_IsString(device) || !device->valuestring[0] ||
+	     strlen(device->valuestring) > 64))
+		return jd_error_set(err, "invalid_field", "device",
+				    "must be \"cpu\", \"gpu\" or a device ID from /v1/executors");
+	if (device && cJSON_IsNull(device))
+		device = NULL;
 	unsigned exec = t->preferred;
+	/* Asking for a device means OpenCL, when the executor is left open. */
+	if (device && (t->executors & JD_EXEC_OPENCL))
+		exec = JD_EXEC_OPENCL;
 	if (executor && !cJSON_IsNull(executor)) {
 		if (!cJSON_IsString(executor))
 			return jd_error_set(err, "invalid_field", "executor",
@@ -170,6 +183,10 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 						    t->name, jd_exec_name(exec));
 		}
 	}
+	if (device && exec != JD_EXEC_OPENCL)
+		return jd_error_set(err, "invalid_field", "device",
+				    "a device is for the opencl executor; task %s runs on %s",
+				    t->name, jd_exec_name(exec));
 	if (!(avail & exec)) {
 		/* auto: fall back to any enabled executor the task supports. */
 		unsigned any = t->executors & avail;
@@ -244,6 +261,10 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 		jd_job_free(job);
 		return -ENOMEM;
 	}
+	if (device && !(job->device = strdup(device->valuestring))) {
+		jd_job_free(job);
+		return -ENOMEM;
+	}
 	if (labels && !cJSON_IsNull(labels) && (r = check_labels(labels, job, err)) < 0) {
 		jd_job_free(job);
 		return r;
@@ -304,8 +325,15 @@ void jd_job_write(const struct jd_job *job, struct jd_buf *b)
 	write_time(b, ",\"created_at\":", job->created_at);
 	write_time(b, ",\"started_at\":", job->started_at);
 	write_time(b, ",\"finished_at\":", job->finished_at);
+	jd_buf_adds(b, ",\"device\":");
+	if (job->device)
+		jd_buf_json_str(b, job->device);
+	else
+		jd_buf_adds(b, "null");
 	jd_buf_adds(b, ",\"worker\":");
-	if (job->worker >= 0)
+	if (job->device_used)
+		jd_buf_json_str(b, job->device_used);
+	else if (job->worker >= 0)
 		jd_buf_printf(b, "\"%s-%d\"", jd_exec_name(job->executor), job->worker);
 	else
 		jd_buf_adds(b, "null");

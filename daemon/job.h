@@ -71,10 +71,12 @@ struct jd_job {
 	uint64_t seq;                                /* submission order, FIFO within a priority */
 	int64_t created_at, started_at, finished_at; /* realtime µs, 0 = not yet */
 	char *params;
-	char *labels; /* compact JSON object or NULL */
-	char *result; /* compact JSON or NULL */
-	char *error;  /* compact JSON {"type","message"} or NULL */
-	size_t qslot; /* position in its executor's queue heap */
+	char *labels;            /* compact JSON object or NULL */
+	char *result;            /* compact JSON or NULL */
+	char *error;             /* compact JSON {"type","message"} or NULL */
+	char *device;            /* OpenCL: the device asked for ("cpu", "gpu", an ID) or NULL */
+	const char *device_used; /* OpenCL: the ID of the device that ran it */
+	size_t qslot;            /* position in its executor's queue heap */
 	struct jd_timer deadline;
 	struct jd_waiter *waiters;
 	struct jd_output *output;     /* exec jobs: what their output files hold */

@@ -29,6 +29,8 @@
 #include "daemon/store.h"
 #include "daemon/timeutil.h"
 #include "version.h"
+#include "opencl/executor.h"
+#include "workers/child.h"
 #include "workers/plugins.h"
 #include "workers/procs.h"
 #include "workers/threads.h"
@@ -312,6 +314,9 @@ int main(int argc, char **argv)
 	struct jd_executor *procs = jd_procs_new(ds.base, &ds.cfg);
 	if (!procs || jd_sched_add_executor(ds.sched, procs) < 0)
 		jd_warn("the process executor is disabled");
+	struct jd_executor *ocl = jd_opencl_new(ds.base, &ds.cfg);
+	if (ocl)
+		jd_sched_add_executor(ds.sched, ocl); /* logs why when it is off */
 	ds.api = (struct jd_api){ ds.sched, &ds.cfg, jd_mono_us() };
 	ds.http = jd_http_new(ds.base, &ds.cfg, fd, jd_api_handle, &ds.api);
 	if (!ds.http)
@@ -337,6 +342,7 @@ int main(int argc, char **argv)
 		if (ex->enabled)
 			ex->ops->shutdown(ex);
 	}
+	jd_child_cleanup(); /* reap what the executors left */
 out:
 	jd_http_free(ds.http);
 	jd_sched_free(ds.sched);

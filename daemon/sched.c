@@ -377,12 +377,45 @@ static void start_job(struct jd_sched *s, struct jd_executor *ex, struct jd_job 
 	}
 }
 
+void jd_sched_requeue(struct jd_sched *s, struct jd_job *job)
+{
+	struct jd_executor *ex = jd_sched_executor(s, job->executor);
+	assert(job->state == JD_RUNNING);
+	job->running_in_executor = 0;
+	if (job->stop_state) {
+		/* It was being stopped anyway: it is stopped now. */
+		finish(s, job, (enum jd_state)job->stop_state);
+		return;
+	}
+	ex->running--;
+	jd_sched_timer_stop(s, &job->deadline);
+	set_state(s, job, JD_QUEUED);
+	job->attempt--;
+	job->started_at = 0;
+	job->worker = -1;
+	job->device_used = NULL;
+	if (jd_heap_push(&ex->queue, job) < 0) {
+		jd_job_set_error(job, "executor_error", "out of memory requeueing the job");
+		set_state(s, job, JD_RUNNING);
+		ex->running++;
+		finish(s, job, JD_FAILED);
+		return;
+	}
+	s->store->ops->update(s->store, job);
+}
+
 void jd_sched_dispatch(struct jd_sched *s, struct jd_executor *ex)
 {
 	if (!ex || !ex->enabled || s->draining)
 		return;
-	while (jd_heap_len(&ex->queue) > 0 && ex->ops->capacity(ex) > 0)
+	while (jd_heap_len(&ex->queue) > 0 && ex->ops->capacity(ex) > 0) {
+		struct jd_job *job = jd_heap_peek(&ex->queue);
+		/* An executor with several kinds of slot (OpenCL devices) may
+		 * have room, but not for this job: it waits at the head. */
+		if (ex->ops->can_run && !ex->ops->can_run(ex, job))
+			break;
 		start_job(s, ex, jd_heap_pop(&ex->queue));
+	}
 }
 
 /* ---- submission ---- */

@@ -73,6 +73,11 @@ void jd_sched_output(struct jd_sched *s, struct jd_job *job);
 void jd_sched_complete(struct jd_sched *s, struct jd_job *job, int status, char *result,
 		       const struct jd_error *error);
 
+/* An executor gives back a job it had started but could not run (its
+ * device host was restarted under it): the job is queued again, in its
+ * place by priority and age, as if it had never started. */
+void jd_sched_requeue(struct jd_sched *s, struct jd_job *job);
+
 /* Try to start queued jobs on executor ex (after capacity grew). */
 void jd_sched_dispatch(struct jd_sched *s, struct jd_executor *ex);
 

@@ -24,7 +24,10 @@ struct jd_executor_ops {
 	int (*start)(struct jd_executor *ex);
 	/* How many more jobs could start right now. */
 	int (*capacity)(const struct jd_executor *ex);
-	/* Start `job` (capacity() > 0 was checked). The executor must later
+	/* Optional: whether `job` could start now (capacity() counts every
+	 * free slot; a job may need a particular one). */
+	int (*can_run)(const struct jd_executor *ex, const struct jd_job *job);
+	/* Start `job` (capacity() > 0 and can_run() were checked). The executor must later
 	 * call jd_sched_complete() exactly once for it. 0 or negative errno. */
 	int (*run)(struct jd_executor *ex, struct jd_job *job);
 	/* Ask a running job to stop (cancel or timeout). With stops_async

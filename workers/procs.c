@@ -390,7 +390,6 @@ static void procs_shutdown(struct jd_executor *ex)
 			w->child = NULL;
 		}
 	}
-	jd_child_cleanup();
 	if (p->cgroup_dir)
 		jd_cgroup_teardown(p->cgroup_dir);
 }
