@@ -53,7 +53,7 @@ const struct jd_config_key jd_config_keys[] = {
 	    "Threads in the thread executor; 0 for one per CPU core."),
 	KEY("process", processes, JD_CFG_INT, "0", 0, 4096, 0,
 	    "Worker processes in the process executor; 0 for one per CPU core."),
-	KEY("process", max_jobs_per_worker, JD_CFG_INT, "1000", 1, 1e9, 1,
+	KEY("process", max_jobs_per_worker, JD_CFG_INT, "10000", 1, 1e9, 1,
 	    "Jobs a worker process runs before it is replaced by a fresh one."),
 	KEY("process", kill_grace, JD_CFG_SECONDS, "5", 0, 3600, 1,
 	    "Seconds between SIGTERM and SIGKILL when a process job is cancelled or times out."),

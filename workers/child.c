@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -231,8 +232,24 @@ int jd_child_send(struct jd_child *c, uint16_t type, const void *payload, uint32
 	if (c->eof || c->reaped)
 		return -EPIPE;
 	jd_frame_header(hdr, type, len);
-	if (bufferevent_write(c->bev, hdr, sizeof(hdr)) < 0 ||
-	    (len && bufferevent_write(c->bev, payload, len) < 0))
+	/* Most frames fit in the socket buffer: write them straight away and
+	 * leave libevent only what did not go (saves two epoll_ctl calls for
+	 * arming and disarming the write event on every job). */
+	size_t sent = 0, total = sizeof(hdr) + len;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)payload, len } };
+		ssize_t w = writev(bufferevent_getfd(c->bev), iov, len ? 2 : 1);
+		if (w > 0)
+			sent = (size_t)w;
+		else if (w < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+	}
+	if (sent == total)
+		return 0;
+	if (sent < sizeof(hdr) && bufferevent_write(c->bev, hdr + sent, sizeof(hdr) - sent) < 0)
+		return -ENOMEM;
+	size_t off = sent > sizeof(hdr) ? sent - sizeof(hdr) : 0;
+	if (len > off && bufferevent_write(c->bev, (const char *)payload + off, len - off) < 0)
 		return -ENOMEM;
 	return 0;
 }

@@ -459,12 +459,9 @@ static int exec_run(struct jd_task_ctx *ctx, const cJSON *params, cJSON **result
 	for (int i = 0; i < 2; i++) {
 		snprintf(path[i], sizeof(path[i]), "%s/%s.%s", env->output_dir, env->job_id,
 			 i ? "stderr" : "stdout");
-		s[i].file = open(path[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-		if (s[i].file < 0) {
-			rc = jd_error_set(&ctx->error, "executor_error", NULL,
-					  "cannot create output file: %s", strerror(errno));
-			goto out;
-		}
+		/* Created on the first byte (most commands write little or
+		 * nothing); what an earlier attempt left goes now. */
+		unlink(path[i]);
 	}
 	if (env->cgroup_dir) {
 		snprintf(cg, sizeof(cg), "%s/job-%s", env->cgroup_dir, env->job_id);
@@ -616,7 +613,12 @@ static int exec_run(struct jd_task_ctx *ctx, const cJSON *params, cJSON **result
 				size_t keep = (uint64_t)r < room ? (size_t)r : (size_t)room;
 				if (keep < (size_t)r)
 					s[i].truncated = 1;
-				if (keep && write(s[i].file, buf, keep) == (ssize_t)keep)
+				if (keep && s[i].file < 0)
+					s[i].file =
+					    open(path[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+						 0640);
+				if (keep && s[i].file >= 0 &&
+				    write(s[i].file, buf, keep) == (ssize_t)keep)
 					s[i].stored += keep;
 				dirty = 1;
 			}
@@ -653,9 +655,6 @@ static int exec_run(struct jd_task_ctx *ctx, const cJSON *params, cJSON **result
 		struct timespec ts = { 0, 2000000 };
 		nanosleep(&ts, NULL);
 	}
-	for (int i = 0; i < 2; i++)
-		if (s[i].file >= 0)
-			fsync(s[i].file);
 	{
 		uint64_t st[2] = { s[0].stored, s[1].stored };
 		uint64_t tot[2] = { s[0].total, s[1].total };

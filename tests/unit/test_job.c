@@ -176,9 +176,9 @@ static void test_auto_executor(void **state)
 	job = accept("{\"task\":\"square\",\"params\":{\"values\":[1]}}", JD_EXEC_PROCESS, 0);
 	assert_int_equal(job->executor, JD_EXEC_PROCESS);
 	jd_job_free(job);
-	/* ... but not to one the task cannot run on. */
-	reject("{\"task\":\"square\",\"executor\":\"auto\",\"params\":{\"values\":[1]}}",
-	       JD_EXEC_OPENCL, "executor_unavailable", "executor", NULL, 0);
+	/* ... but not to one the task cannot run on (echo has no OpenCL kernel). */
+	reject("{\"task\":\"echo\",\"executor\":\"auto\",\"params\":{\"value\":1}}", JD_EXEC_OPENCL,
+	       "executor_unavailable", "executor", NULL, 0);
 }
 
 static void test_default_timeout(void **state)
@@ -246,9 +246,9 @@ static void test_reject_executor(void **state)
 	assert_string_equal(msg, "must be thread, process, opencl or auto, not \"gpu\"");
 	reject("{\"task\":\"square\",\"executor\":\"Thread\",\"params\":{\"values\":[1]}}",
 	       ALL_EXEC, "invalid_field", "executor", NULL, 0);
-	reject("{\"task\":\"square\",\"executor\":\"opencl\",\"params\":{\"values\":[1]}}",
-	       ALL_EXEC, "invalid_field", "executor", msg, sizeof(msg));
-	assert_string_equal(msg, "task square cannot run on the opencl executor");
+	reject("{\"task\":\"echo\",\"executor\":\"opencl\",\"params\":{\"value\":1}}", ALL_EXEC,
+	       "invalid_field", "executor", msg, sizeof(msg));
+	assert_string_equal(msg, "task echo cannot run on the opencl executor");
 	reject("{\"task\":\"square\",\"executor\":\"process\",\"params\":{\"values\":[1]}}",
 	       JD_EXEC_THREAD, "executor_unavailable", "executor", msg, sizeof(msg));
 	assert_string_equal(msg, "the process executor is not enabled in this jobd");
