@@ -79,6 +79,30 @@ class Config(unittest.TestCase):
                 self.assertIn("--" + key.replace("_", "-"), help_text)
 
 
+class Logging(unittest.TestCase):
+    def test_journal_priority_prefixes(self):
+        d = Daemon(env={"JOURNAL_STREAM": "8:12345"})
+        try:
+            self.assertEqual(d.stop(), 0)
+            lines = [l for l in d.log().splitlines() if l.strip()]
+            self.assertTrue(lines)
+            for line in lines:
+                self.assertRegex(line, r"^<[3-7]>")
+            self.assertTrue(any(l.startswith("<5>") and "listening on" in l for l in lines))
+        finally:
+            d.cleanup()
+
+    def test_plain_lines_have_time_and_level(self):
+        d = Daemon("--log-level", "debug")
+        try:
+            self.assertEqual(d.stop(), 0)
+            for line in d.log().splitlines():
+                self.assertRegex(line, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z jobd\[\d+\] "
+                                       r"(error|warning|notice|info|debug): ")
+        finally:
+            d.cleanup()
+
+
 class Shutdown(unittest.TestCase):
     def test_sigterm_with_running_jobs_exits_0_within_grace(self):
         d = Daemon("--threads", "2", "--shutdown-grace", "1")

@@ -1,6 +1,7 @@
 """The process executor against the real jobd: worker processes, exec jobs,
 output capture, stopping process trees, crashes."""
 import base64
+import select
 import json
 import os
 import signal
@@ -8,7 +9,7 @@ import threading
 import time
 import unittest
 
-from jobdtest import DaemonTest, pids_with_marker, zombies_of
+from jobdtest import Daemon, DaemonTest, pids_with_marker, zombies_of
 
 
 def exec_job(command=None, argv=None, **kw):
@@ -232,6 +233,31 @@ class Exec(DaemonTest):
         echo = self.d.submit({"task": "echo", "params": {"value": 1}})
         status, _, problem = self.d.request("GET", f"/v1/jobs/{echo['id']}/output/stdout")
         self.assertEqual(status, 404)
+
+
+class WorkerLife(unittest.TestCase):
+    def test_workers_hold_only_their_fds_and_die_with_jobd(self):
+        d = Daemon("--processes", "2")
+        try:
+            job = d.wait(d.submit({"task": "echo", "executor": "process",
+                                   "params": {"value": 1}})["id"])
+            self.assertEqual(job["state"], "succeeded")
+            _, _, ex = d.request("GET", "/v1/executors")
+            proc = [e for e in ex["executors"] if e["name"] == "process"][0]
+            pids = [p["pid"] for p in proc["processes"]]
+            self.assertEqual(len(pids), 2)
+            for pid in pids:
+                self.assertEqual(sorted(int(f) for f in os.listdir(f"/proc/{pid}/fd")),
+                                 [0, 1, 2, 3])
+            fds = [os.pidfd_open(pid) for pid in pids]
+            d.proc.kill()  # SIGKILL: jobd gets no chance to clean up
+            d.proc.wait()
+            for fd in fds:  # a pidfd turns readable when its process ends
+                r, _, _ = select.select([fd], [], [], 10)
+                self.assertEqual(r, [fd], "a worker outlived jobd")
+                os.close(fd)
+        finally:
+            d.cleanup()
 
 
 class OutputLimit(DaemonTest):
