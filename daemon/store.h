@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 struct event_base;
+struct jd_id;
 struct jd_job;
 struct jd_store;
 
@@ -26,8 +27,16 @@ struct jd_store_ops {
 	/* Store new jobs; `done` is called once, possibly before put returns. */
 	void (*put)(struct jd_store *st, struct jd_job **jobs, size_t n, jd_store_done_fn done,
 		    void *arg);
-	/* Record a job's new state (fire and forget; ordered per job). */
+	/* Record a job's new state (fire and forget; ordered per job). The
+	 * store copies what it needs before returning: the job may change or
+	 * be freed right after. */
 	void (*update)(struct jd_store *st, const struct jd_job *job);
+	/* At start, before the loop runs: call fn for every stored job, in
+	 * creation (ID) order; fn takes ownership of the job (0) or fails the
+	 * load (negative errno, returned). NULL when the store keeps nothing. */
+	int (*load)(struct jd_store *st, int (*fn)(void *arg, struct jd_job *job), void *arg);
+	/* Forget jobs (retention), with whatever else they own in the store. */
+	void (*remove)(struct jd_store *st, const struct jd_id *ids, size_t n);
 	void (*free)(struct jd_store *st);
 };
 

@@ -23,6 +23,13 @@ static void mem_update(struct jd_store *st, const struct jd_job *job)
 	(void)job;
 }
 
+static void mem_remove(struct jd_store *st, const struct jd_id *ids, size_t n)
+{
+	(void)st;
+	(void)ids;
+	(void)n;
+}
+
 static void mem_free(struct jd_store *st)
 {
 	free(st);
@@ -32,6 +39,8 @@ static const struct jd_store_ops mem_ops = {
 	.name = "memory",
 	.put = mem_put,
 	.update = mem_update,
+	.load = NULL, /* nothing survives a restart */
+	.remove = mem_remove,
 	.free = mem_free,
 };
 
