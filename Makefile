@@ -5,11 +5,13 @@
 #   make test   the same set-up, then build with ASan+UBSan and -Werror and
 #               run the whole suite under ctest
 #   make bench  the benchmark (Release build), figures as ratios to anchors
+#   make package  the Debian package: Release build for /usr, then
+#               build/jobd_<version>_<arch>.deb (see packaging/CPack.cmake)
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN ?= 127.0.0.1:7070
 
-.PHONY: all deps build run test bench format clean
+.PHONY: all deps build run test bench package format clean
 
 all: build
 
@@ -35,6 +37,12 @@ bench: build
 	@cmake --build build -j $(JOBS)
 	python3 bench/run.py --jobd build/jobd --loadgen build/bench/loadgen \
 		--bare build/bench/bare_server --out build/bench-results.json $(BENCH_ARGS)
+
+package: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+		-DCMAKE_INSTALL_PREFIX=/usr >/dev/null
+	@cmake --build build -j $(JOBS)
+	cd build && cpack -G DEB
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

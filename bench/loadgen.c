@@ -947,6 +947,7 @@ static void usage(FILE *f)
 		   "  --warmup S      submit/fill with --duration: discard the "
 		   "first S s\n"
 		   "  --body JSON     request body ({\"task\":\"echo\",...})\n"
+		   "  --body-file F   request body from file F (for large bodies)\n"
 		   "  --path P        request path (/v1/jobs)\n"
 		   "  --method M      submit/fill method (POST; GET sends no "
 		   "body)\n"
@@ -972,6 +973,39 @@ static double parse_num(const char *name, const char *s, double lo, double hi)
 	return v;
 }
 
+/* --body-file: the whole file, for bodies too large for argv (the sgemm
+ * figure's are ~11 MB). */
+static char *read_body_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL) {
+		fprintf(stderr, "loadgen: --body-file %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	do {
+		if (cap - len < 65536) {
+			cap = cap ? cap * 2 : 1 << 20;
+			buf = xrealloc(buf, cap + 1);
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0);
+	if (ferror(f)) {
+		fprintf(stderr, "loadgen: --body-file %s: read error\n", path);
+		exit(2);
+	}
+	fclose(f);
+	buf[len] = '\0';
+	if (strlen(buf) != len) {
+		fprintf(stderr, "loadgen: --body-file %s: has a NUL byte\n", path);
+		exit(2);
+	}
+	return buf;
+}
+
 static void parse_args(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -982,6 +1016,7 @@ static void parse_args(int argc, char **argv)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "body", required_argument, NULL, 'b' },
+		{ "body-file", required_argument, NULL, 'B' },
 		{ "path", required_argument, NULL, 'P' },
 		{ "method", required_argument, NULL, 'm' },
 		{ "wait", required_argument, NULL, 'W' },
@@ -1026,6 +1061,7 @@ static void parse_args(int argc, char **argv)
 		case 'd': opt.duration = parse_num("--duration", optarg, 0.001, 86400); break;
 		case 'w': opt.warmup = parse_num("--warmup", optarg, 0, 3600); break;
 		case 'b': opt.body = optarg; break;
+		case 'B': opt.body = read_body_file(optarg); break;
 		case 'P': opt.path = optarg; break;
 		case 'm': opt.method = optarg; break;
 		case 'W': opt.wait_s = (int)parse_num("--wait", optarg, 0, 86400); break;

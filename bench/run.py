@@ -23,6 +23,8 @@ target met), 1 otherwise, 2 on bad usage.
 """
 
 import argparse
+import array
+import base64
 import concurrent.futures
 import ctypes
 import datetime
@@ -30,6 +32,7 @@ import http.client
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -45,6 +48,16 @@ PROC_ECHO_BODY = '{"task":"echo","executor":"process","params":{"value":1}}'
 EXEC_BODY = '{"task":"exec","params":{"argv":["/bin/true"]}}'
 EXEC_PATH = "/bin/true"
 SLEEP_BODY = '{"task":"sleep","params":{"seconds":3600}}'
+SQUARE_BODY = ('{"task":"square","executor":"opencl","params":'
+               '{"values":[1,2,3,4,5,6,7,8,9,10],"dtype":"int32"}}')
+# Figure j's kernel; %s is a nonce that makes every round's source new.
+CACHE_KERNEL = ("/* jobd bench, program cache: %s */\n"
+                "__kernel void bench_k(__global const int *a, "
+                "__global int *b, uint n)\n"
+                "{\n\tsize_t i = get_global_id(0);\n"
+                "\tif (i < n)\n\t\tb[i] = a[i] * a[i] + 1;\n}\n")
+SGEMM_N = 1024
+OPENCL_READY_TIMEOUT = 60.0  # seconds for jobd's OpenCL device to be ready
 READY_TIMEOUT = 15.0   # seconds for a server to say it listens
 STOP_GRACE = 30.0      # seconds between SIGTERM and SIGKILL
 REQUEST_TIMEOUT = 30   # loadgen aborts on a request unanswered this long
@@ -57,10 +70,13 @@ TARGET_BYTES_PER_JOB = 1024.0
 TARGET_PROC_E2E_RATIO = 2.0     # jobd / ProcessPoolExecutor(2)
 TARGET_EXEC_RATIO = 0.70        # jobd exec jobs/s / raw spawns/s
 TARGET_PROC_RTT_P50_US = 250.0
+TARGET_OCL_ADDED_US = 50.0      # jobd square p50 - ocl_anchor p50
+TARGET_OCL_TPUT_RATIO = 0.50    # jobd square jobs/s / ocl_anchor iter/s
+TARGET_SGEMM_RATIO = 0.30       # jobd's sgemm kernel / OpenBLAS
 PROC_WORKERS = 2                # --processes for figures e to g; the anchors'
                                 # pool size and spawn threads match it
-RUN_BUDGET_S = 360              # the whole run; 150 with --quick
-QUICK_BUDGET_S = 150
+RUN_BUDGET_S = 480              # the whole run; 180 with --quick
+QUICK_BUDGET_S = 180
 
 
 def _noop():
@@ -83,6 +99,11 @@ def _pool_worker_init():
 
 class BenchError(Exception):
     pass
+
+
+class Skip(Exception):
+    """A figure that cannot be measured here, for a reason that is not a
+    fault (no OpenCL, no OpenBLAS): a "skipped: <reason>" row."""
 
 
 def log(msg):
@@ -214,6 +235,7 @@ class Bench:
         self.raw = {}
         self.figures = []
         self.errors = []
+        self.skipped = []
         self.nstarted = 0
         self.repeat = args.repeat
 
@@ -228,17 +250,21 @@ class Bench:
         s.wait_ready(min(READY_TIMEOUT, self.budget.timeout(READY_TIMEOUT)))
         return s
 
-    def start_jobd(self, threads, processes=1):
+    def start_jobd(self, threads, processes=1, extra=(), state=None):
         """jobd with `threads` in the thread executor and `processes` worker
         processes (figures that only use the thread executor keep one, so
-        that idle workers cost nothing and the daemon starts as fast)."""
+        that idle workers cost nothing and the daemon starts as fast).
+        `extra`: more flags, before --jobd-arg's; `state`: an existing
+        state directory to start on (figure j's restart)."""
         self.nstarted += 1
-        state = os.path.join(self.tmp, "state%d" % self.nstarted)
-        os.mkdir(state)
+        if state is None:
+            state = os.path.join(self.tmp, "state%d" % self.nstarted)
+            os.mkdir(state)
         argv = [self.args.jobd, "--listen", "127.0.0.1:0",
                 "--state-dir", state, "--log-level", "warning",
                 "--threads", str(threads), "--processes", str(processes),
                 "--max-queued", "10000000"]
+        argv += list(extra)
         argv += self.args.jobd_arg
         s = Server("jobd", argv,
                    os.path.join(self.tmp, "jobd%d.log" % self.nstarted),
@@ -307,6 +333,17 @@ class Bench:
             "id": fid, "name": name, "unit": unit, "value": value,
             "anchor": anchor, "anchor_name": anchor_name, "ratio": ratio,
             "target": target, "met": met, "note": note, "error": None,
+            "skipped": None,
+        })
+
+    def figure_skip(self, fid, name, unit, target, reason):
+        """A figure that cannot be measured on this machine or build."""
+        self.skipped.append("%s: %s" % (name, reason))
+        self.figures.append({
+            "id": fid, "name": name, "unit": unit, "value": None,
+            "anchor": None, "anchor_name": None, "ratio": None,
+            "target": target, "met": None, "note": None, "error": None,
+            "skipped": str(reason),
         })
 
     def figure_error(self, fid, name, unit, target, err):
@@ -315,6 +352,7 @@ class Bench:
             "id": fid, "name": name, "unit": unit, "value": None,
             "anchor": None, "anchor_name": None, "ratio": None,
             "target": target, "met": False, "note": None, "error": str(err),
+            "skipped": None,
         })
 
     def run_submit(self):
@@ -703,6 +741,537 @@ class Bench:
         except (OSError, ValueError):
             pass
 
+    # -- OpenCL: figures h to j --
+
+    def run_tool(self, key, name, argv, want):
+        """Run an anchor that prints one JSON line; its result, also kept
+        in raw[key]."""
+        argv = [str(a) for a in argv]
+        timeout = self.budget.timeout(want)
+        log("  %s %s" % (name, " ".join(argv[1:])))
+        try:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True,
+                               timeout=timeout, preexec_fn=_die_with_parent)
+        except subprocess.TimeoutExpired:
+            raise BenchError("%s ran past %.0f s" % (name, timeout))
+        except OSError as e:
+            raise BenchError("cannot run %s (%s): %s" % (name, argv[0], e))
+        lines = [x for x in p.stdout.splitlines() if x.strip()]
+        try:
+            res = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise BenchError("%s (status %d) printed no result: %s"
+                             % (name, p.returncode, p.stderr.strip()[-500:]))
+        self.raw.setdefault(key, []).append(res)
+        if p.returncode != 0 or "error" in res:
+            raise BenchError("%s: %s" % (name, res.get(
+                "error", "status %d" % p.returncode)))
+        return res
+
+    @staticmethod
+    def need_tool(path, name, lib):
+        if not path or not os.access(path, os.X_OK):
+            raise Skip("%s is not built (%s; CMake builds bench/%s.c only "
+                       "when it finds %s)" % (name, path, name, lib))
+
+    def start_ocl_jobd(self, state=None):
+        """A jobd for figures h to j, its OpenCL executor limited to CPU
+        devices (the anchors run on the first CPU device), once that
+        device's host is ready. Returns (jobd, the device's entry in
+        GET /v1/executors, seconds from the start to ready)."""
+        t = time.monotonic()
+        jobd = self.start_jobd(2, 1, ["--devices", "cpu"], state)
+        dev = self.wait_opencl(jobd)
+        ready = time.monotonic() - t
+        self.raw.setdefault("opencl_ready_s", []).append(round(ready, 3))
+        return jobd, dev, ready
+
+    def wait_opencl(self, jobd):
+        """The first CPU device of jobd's opencl executor, once "ready".
+        Skip when the executor is missing or disabled."""
+        want = OPENCL_READY_TIMEOUT
+        end = time.monotonic() + self.budget.timeout(want)
+        last = "no answer"
+        while True:
+            ex = None
+            try:
+                code, body = http_json(jobd.port, "GET", "/v1/executors")
+                if code == 200 and isinstance(body, dict):
+                    ex = [e for e in body.get("executors", [])
+                          if isinstance(e, dict) and e.get("name") == "opencl"]
+                    if not ex:
+                        raise Skip("jobd has no opencl executor (built "
+                                   "without OpenCL?)")
+                    ex = ex[0]
+                else:
+                    last = "GET /v1/executors: HTTP %s" % code
+            except (OSError, ValueError) as e:
+                last = str(e)
+            if ex is not None:
+                if not ex.get("enabled"):
+                    raise Skip("jobd's opencl executor is disabled: %s"
+                               % ex.get("reason", "no reason given"))
+                devs = [d for d in ex.get("devices", [])
+                        if isinstance(d, dict) and d.get("type") == "cpu"]
+                if not devs:
+                    raise Skip("jobd's opencl executor has no CPU device")
+                self.raw["opencl_devices"] = ex.get("devices")
+                if devs[0].get("state") == "ready":
+                    return devs[0]
+                last = "device %s is %s" % (devs[0].get("id"),
+                                            devs[0].get("state"))
+            if jobd.proc.poll() is not None:
+                raise BenchError("jobd exited (status %s) before its OpenCL "
+                                 "device was ready:\n%s"
+                                 % (jobd.proc.returncode, jobd.log_tail()))
+            if time.monotonic() > end:
+                raise BenchError("jobd's OpenCL device not ready after %.0f "
+                                 "s (%s):\n%s" % (want, last,
+                                                  jobd.log_tail()))
+            time.sleep(0.02)
+
+    def opencl_device(self, jobd, dev_id):
+        """The device's current entry in GET /v1/executors, or None."""
+        try:
+            code, body = http_json(jobd.port, "GET", "/v1/executors")
+            for e in body.get("executors", []):
+                if e.get("name") == "opencl":
+                    for d in e.get("devices", []):
+                        if d.get("id") == dev_id:
+                            return d
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass
+        return None
+
+    def job_roundtrip(self, jobd, body, wait=120):
+        """One job by hand: submit `body` (bytes), long-poll until the job
+        is terminal, on one keep-alive connection. Returns (seconds from
+        the submit to the last byte of the terminal answer, the terminal
+        job as a dict, sizes). jobd's answers are compact JSON, so "id" and
+        "state" are found by a plain search and the big answers are only
+        parsed once the clock has stopped."""
+        timeout = self.budget.timeout(REQUEST_TIMEOUT + wait)
+        c = http.client.HTTPConnection("127.0.0.1", jobd.port,
+                                       timeout=timeout)
+        polls = 0
+        try:
+            t = time.perf_counter()
+            c.request("POST", "/v1/jobs", body=body,
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            sub = r.read()
+            if r.status != 202:
+                raise BenchError("submit: HTTP %d: %s"
+                                 % (r.status, sub[:300].decode("utf-8",
+                                                               "replace")))
+            m = re.search(rb'"id"\s*:\s*"([0-9A-Za-z_-]+)"', sub)
+            if not m:
+                raise BenchError("submit answer has no id: %s" % sub[:200])
+            jid = m.group(1).decode()
+            while True:
+                c.request("GET", "/v1/jobs/%s?wait=%d" % (jid, wait))
+                r = c.getresponse()
+                got = r.read()
+                polls += 1
+                if r.status != 200:
+                    raise BenchError("poll: HTTP %d: %s"
+                                     % (r.status, got[:300]))
+                i = got.find(b'"state":"')
+                state = got[i + 9:got.find(b'"', i + 9)] if i >= 0 else b""
+                if state not in (b"queued", b"running"):
+                    break
+            secs = time.perf_counter() - t
+        except (OSError, http.client.HTTPException) as e:
+            raise BenchError("job over HTTP: %s%s\n%s"
+                             % (type(e).__name__, ": %s" % e if str(e)
+                                else "", jobd.log_tail()))
+        finally:
+            c.close()
+        job = json.loads(got)
+        if not isinstance(job, dict) or "state" not in job:
+            raise BenchError("poll answer is not a job: %s" % got[:200])
+        return secs, job, {"submit_bytes": len(body),
+                           "submit_answer_bytes": len(sub),
+                           "final_answer_bytes": len(got), "polls": polls}
+
+    @staticmethod
+    def job_failed(job):
+        if job.get("state") == "succeeded":
+            return None
+        return "%s: %s" % (job.get("state"),
+                           json.dumps(job.get("error"))[:300])
+
+    def run_ocl_overhead(self):
+        """h. A tiny kernel (square of 10 int32) as jobd jobs over HTTP,
+        one at a time and 64 at once, against ocl_anchor's plain
+        write + kernel + read loop on the same device."""
+        self.need_tool(self.args.ocl_anchor, "ocl_anchor", "OpenCL")
+        iters = 3000 if self.quick else 10000
+        n_rtt = 300 if self.quick else 1000
+        n_e2e = 2000
+        anchors, rtts, echos, e2es, devs = [], [], [], [], []
+        for i in range(self.repeat):
+            log("h. opencl square, round %d/%d: ocl_anchor, %d iterations"
+                % (i + 1, self.repeat, iters))
+            anchors.append(self.run_tool(
+                "ocl_anchor_square", "ocl_anchor",
+                [self.args.ocl_anchor, "square", "--iterations", iters], 60))
+            log("h. opencl square, round %d/%d: jobd, %d jobs one at a "
+                "time, %d on 64 connections" % (i + 1, self.repeat, n_rtt,
+                                                n_e2e))
+            jobd, dev, _ = self.start_ocl_jobd()
+            try:
+                rtts.append(self.loadgen(
+                    "jobd_opencl_rtt", jobd, "rtt", 60 + REQUEST_TIMEOUT,
+                    "--requests", n_rtt, "--body", SQUARE_BODY))
+                # The same daemon's round trip for a thread job: what
+                # HTTP, the queue and the long-poll cost without a device.
+                echos.append(self.loadgen(
+                    "jobd_opencl_echo_rtt", jobd, "rtt",
+                    60 + REQUEST_TIMEOUT, "--requests", n_rtt,
+                    "--body", ECHO_BODY))
+                e2es.append(self.loadgen(
+                    "jobd_opencl_e2e", jobd, "e2e", 120, "--conns", 64,
+                    "--requests", n_e2e, "--body", SQUARE_BODY))
+                devs.append(self.opencl_device(jobd, dev.get("id")))
+                self.raw["opencl_square_device"] = devs
+            finally:
+                self.stop(jobd)
+        a50 = median([x["p50_us"] for x in anchors])
+        aips = median([x["iterations_per_s"] for x in anchors])
+        j50 = median([x["p50_us"] for x in rtts])
+        j99 = median([x["p99_us"] for x in rtts])
+        e50 = median([x["p50_us"] for x in echos])
+        tput = median([x["jobs_per_s"] for x in e2es])
+        added = j50 - a50
+        notes = ["jobd round trip p50 %.1f µs (p99 %.1f), ocl_anchor p50 "
+                 "%.1f µs (p99 %.1f); an echo job on the thread executor "
+                 "of the same jobd: p50 %.1f µs"
+                 % (j50, j99, a50, median([x["p99_us"] for x in anchors]),
+                    e50)]
+        met = added <= TARGET_OCL_ADDED_US
+        bad = [x["states"] for x in rtts + echos if x["failed"]]
+        if bad:
+            met = False
+            notes.append("not every job succeeded: %s" % bad)
+        names = {x.get("device") for x in anchors}
+        jnames = {d.get("name") for d in devs if isinstance(d, dict)}
+        if jnames and names != jnames:
+            notes.append("jobd ran on %s, ocl_anchor on %s"
+                         % (sorted(jnames), sorted(names)))
+        self.figure("opencl_added_us", "opencl square: added per job p50",
+                    "us", added, a50, "ocl_anchor p50, write+kernel+read",
+                    None, "<= %d us" % TARGET_OCL_ADDED_US, met,
+                    "; ".join(notes))
+        ratio = tput / aips if aips > 0 else None
+        met = ratio is not None and ratio >= TARGET_OCL_TPUT_RATIO
+        note = None
+        bad = [x["states"] for x in e2es
+               if x["failed"] or x["succeeded"] != n_e2e]
+        if bad:
+            met = False
+            note = "not every job succeeded: %s" % bad
+        self.figure("opencl_square_e2e", "opencl square: 64 connections",
+                    "jobs/s", tput, aips, "ocl_anchor iterations/s",
+                    ratio, "ratio >= %.2f" % TARGET_OCL_TPUT_RATIO, met, note)
+
+    def builtin_sgemm(self):
+        """jobd's built-in kernel source, read from opencl/kernels.c, and
+        the launch shape jobd uses for jd_sgemm_rb: (source, work-group x,
+        y) or (None, reason)."""
+        path = self.args.kernels_source
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as e:
+            return None, "cannot read jobd's kernels (%s): %s" % (path, e)
+        m = re.search(r"static const char builtin_source\[\]\s*=\s*(.*?);\s*$",
+                      text, re.S | re.M)
+        if not m:
+            return None, "no builtin_source in %s" % path
+        lits = re.findall(r'"((?:[^"\\\n]|\\.)*)"', m.group(1))
+        src = bytes("".join(lits), "ascii").decode("unicode_escape")
+        if "jd_sgemm_rb" not in src:
+            return None, "no jd_sgemm_rb kernel in %s" % path
+        lx = re.search(r"#define\s+RB_LX\s+(\d+)", text)
+        ly = re.search(r"#define\s+RB_LY\s+(\d+)", text)
+        return (src, int(lx.group(1)) if lx else 8,
+                int(ly.group(1)) if ly else 2), None
+
+    def run_sgemm(self):
+        """i. sgemm n=1024 float32, base64 in and out: jobd's built-in task
+        end to end, its kernel's own time through the generic task, and
+        OpenBLAS on the same data."""
+        self.need_tool(self.args.blas_anchor, "blas_anchor", "OpenBLAS")
+        n = SGEMM_N
+        flop = 2.0 * n ** 3
+        rnd = random.Random(1024)
+        a = array.array("f", (rnd.random() - 0.5 for _ in range(n * n)))
+        b = array.array("f", (rnd.random() - 0.5 for _ in range(n * n)))
+        if sys.byteorder != "little":
+            a.byteswap()
+            b.byteswap()
+        abin, bbin, cbin = (os.path.join(self.tmp, x)
+                            for x in ("a.f32", "b.f32", "c.f32"))
+        for path, arr in ((abin, a), (bbin, b)):
+            with open(path, "wb") as f:
+                arr.tofile(f)
+        a64 = base64.b64encode(a.tobytes()).decode()
+        b64 = base64.b64encode(b.tobytes()).decode()
+        del a, b
+        body = json.dumps({"task": "sgemm", "executor": "opencl", "params": {
+            "m": n, "n": n, "k": n, "a": {"dtype": "float32", "b64": a64},
+            "b": {"dtype": "float32", "b64": b64}}}, separators=(",", ":"))
+        body_file = os.path.join(self.tmp, "sgemm.json")
+        with open(body_file, "w") as f:
+            f.write(body)
+        body = body.encode()
+
+        # The generic task with jobd's own sgemm kernel and launch shape.
+        kern, why_not = self.builtin_sgemm()
+        kbody = None
+        vw = None
+        if kern and self.args.ocl_anchor and \
+                os.access(self.args.ocl_anchor, os.X_OK):
+            # jobd sizes the block to CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT
+            # (opencl/kernels.c, sgemm_block); ocl_anchor reports it.
+            info = self.run_tool("ocl_anchor_info", "ocl_anchor",
+                                 [self.args.ocl_anchor, "square",
+                                  "--iterations", 1, "--warmup", 0], 30)
+            vw = info.get("native_vector_width_float")
+        if kern:
+            src, lx, ly = kern
+            if vw:
+                vw = 16 if vw >= 16 else 8 if vw >= 8 else 4
+                rm = {16: 8, 8: 6, 4: 4}[vw]
+                opts = "-DJD_VW=%d -DJD_RM=%d" % (vw, rm)
+            else:  # the source's defaults
+                vw, rm, opts = 16, 8, ""
+            cb = 2 * vw
+            # As run_sgemm in opencl/kernels.c: one work-item per block
+            # of rm rows x cb columns, rounded up to whole work-groups.
+            gx = ceil_to(ceil_div(n, rm), lx)
+            gy = ceil_to(ceil_div(n, cb), ly)
+            kparams = {
+                "source": src, "kernel": "jd_sgemm_rb", "global": [gx, gy],
+                "local": [lx, ly],
+                "args": [{"scalar": n, "dtype": "int32"},
+                         {"scalar": n, "dtype": "int32"},
+                         {"scalar": n, "dtype": "int32"},
+                         {"buffer": {"dtype": "float32", "b64": a64},
+                          "access": "read"},
+                         {"buffer": {"dtype": "float32", "b64": b64},
+                          "access": "read"},
+                         {"size": n * n, "dtype": "float32",
+                          "access": "write", "b64": True}]}
+            if opts:
+                kparams["build_options"] = opts
+            kbody = json.dumps({"task": "opencl", "executor": "opencl",
+                                "params": kparams},
+                               separators=(",", ":")).encode()
+            self.raw["sgemm_kernel_launch"] = {
+                "global": [gx, gy], "local": [lx, ly], "options": opts}
+        del a64, b64
+
+        per_round = -(-3 // self.repeat)  # 3 timed jobs in all at least
+        firsts, e2es, kerns, blas, sizes = [], [], [], [], None
+        same_c = []
+        for i in range(self.repeat):
+            log("i. sgemm n=%d, round %d/%d: jobd, 1 untimed + %d timed "
+                "built-in jobs%s" % (n, i + 1, self.repeat, per_round,
+                                     ", %d generic-task jobs" % per_round
+                                     if kbody else ""))
+            jobd, dev, _ = self.start_ocl_jobd()
+            try:
+                # The first job, by hand: its result is checked against
+                # OpenBLAS below.
+                secs, job, sizes = self.job_roundtrip(jobd, body)
+                err = self.job_failed(job)
+                if err:
+                    raise BenchError("the sgemm job %s" % err)
+                c64 = job["result"]["c"]["b64"]
+                with open(cbin, "wb") as f:
+                    f.write(base64.b64decode(c64))
+                firsts.append(flop / secs / 1e9)
+                # Then the timed ones with loadgen, as in every figure.
+                res = self.loadgen("jobd_sgemm_rtt", jobd, "rtt",
+                                   per_round * 60 + REQUEST_TIMEOUT,
+                                   "--requests", per_round,
+                                   "--body-file", body_file, "--wait", 60)
+                if res["failed"]:
+                    raise BenchError("sgemm jobs failed: %s" % res["states"])
+                e2es.append(res)
+                for _ in range(per_round if kbody else 0):
+                    secs, job, _ = self.job_roundtrip(jobd, kbody)
+                    err = self.job_failed(job)
+                    if err:
+                        raise BenchError("the generic sgemm job %s" % err)
+                    res = job["result"]
+                    kerns.append({"kernel_ms": res["timings"]["kernel_ms"],
+                                  "build": res.get("build"),
+                                  "device": res.get("device"),
+                                  "seconds": secs})
+                    outs = res.get("outputs") or []
+                    o = outs[-1] if outs else None
+                    if isinstance(o, dict):
+                        o = o.get("b64")
+                    same_c.append(o == c64)
+                self.raw["sgemm_kernel_jobs"] = kerns
+            finally:
+                self.stop(jobd)
+            log("i. sgemm n=%d, round %d/%d: OpenBLAS" % (n, i + 1,
+                                                         self.repeat))
+            blas.append(self.run_tool(
+                "blas_anchor", "blas_anchor",
+                [self.args.blas_anchor, "--n", n, "--a", abin, "--b", bbin,
+                 "--repeat", 3, "--check", cbin], 60))
+        self.raw["sgemm_first_job_gflops"] = firsts
+        self.raw["sgemm_sizes"] = sizes
+        anchor = median([g for x in blas for g in x["gflops_runs"]])
+        aname = "OpenBLAS cblas_sgemm, %d threads" % blas[0]["threads"]
+        # loadgen's p50 of per_round jobs is their median.
+        e2e = median([flop / (x["p50_us"] / 1e6) / 1e9 for x in e2es])
+        diff = max(x.get("max_rel_diff", 0) for x in blas)
+        notes = ["first job on a fresh jobd (not counted): %.1f GFLOP/s"
+                 % median(firsts),
+                 "HTTP bytes per job: %.1f MB submitted, %.1f MB in the "
+                 "202, %.1f MB in the final poll"
+                 % (sizes["submit_bytes"] / 1e6,
+                    sizes["submit_answer_bytes"] / 1e6,
+                    sizes["final_answer_bytes"] / 1e6),
+                 "c vs OpenBLAS: max difference %.2g of max |c|" % diff]
+        met = None
+        if diff > 1e-4 or any(x.get("check_nan") for x in blas):
+            met = False
+            notes.append("jobd's c differs from OpenBLAS's")
+        self.figure("sgemm_e2e", "sgemm 1024 end to end", "GFLOP/s", e2e,
+                    anchor, aname, e2e / anchor if anchor else None, None,
+                    met, "; ".join(notes))
+        if not kbody:
+            self.figure_skip("sgemm_kernel", "sgemm 1024 kernel",
+                             "GFLOP/s", "ratio >= %.2f" % TARGET_SGEMM_RATIO,
+                             why_not)
+            return
+        kms = median([x["kernel_ms"] for x in kerns])
+        kg = flop / (kms / 1e3) / 1e9
+        notes = ["jobd's jd_sgemm_rb through the generic opencl task, "
+                 "global %s local %s %s: kernel %.1f ms (median of %d)"
+                 % (self.raw["sgemm_kernel_launch"]["global"],
+                    self.raw["sgemm_kernel_launch"]["local"],
+                    self.raw["sgemm_kernel_launch"]["options"] or
+                    "(source defaults)", kms, len(kerns))]
+        if not all(same_c):
+            notes.append("its c is not bit-identical to the built-in "
+                         "task's")
+        if self.args.ocl_anchor and os.access(self.args.ocl_anchor, os.X_OK):
+            srcfile = os.path.join(self.tmp, "builtin.cl")
+            with open(srcfile, "w") as f:
+                f.write(kern[0])
+            lo = self.raw["sgemm_kernel_launch"]
+            log("i. sgemm n=%d: the same kernel in ocl_anchor" % n)
+            try:
+                x = self.run_tool(
+                    "ocl_anchor_sgemm", "ocl_anchor",
+                    [self.args.ocl_anchor, "sgemm", "--source", srcfile,
+                     "--kernel", "jd_sgemm_rb", "--options", lo["options"],
+                     "--n", n, "--vw", vw, "--rm", rm, "--lx", lo["local"][0],
+                     "--ly", lo["local"][1], "--repeat", 3], 60)
+                notes.append("the same kernel in ocl_anchor: %.1f GFLOP/s"
+                             % x["gflops"])
+            except BenchError as e:
+                notes.append("ocl_anchor sgemm: %s" % e)
+        ratio = kg / anchor if anchor else None
+        self.figure("sgemm_kernel", "sgemm 1024 kernel", "GFLOP/s", kg,
+                    anchor, aname, ratio,
+                    "ratio >= %.2f" % TARGET_SGEMM_RATIO,
+                    ratio is not None and ratio >= TARGET_SGEMM_RATIO,
+                    "; ".join(notes))
+
+    def run_program_cache(self):
+        """j. Time to the first result of a kernel jobd has never seen,
+        of the same kernel again, and of it after a restart on the same
+        state directory."""
+        want = {"new": "compiled", "memory": "memory", "disk": "disk"}
+        times = {k: [] for k in want}
+        builds = {k: [] for k in want}
+        restarts = []
+        wrong = []
+        for i in range(self.repeat):
+            # A source no cache has seen: jobd's, nor PoCL's own.
+            nonce = "%d %d %s" % (os.getpid(), i, os.urandom(8).hex())
+            body = json.dumps({"task": "opencl", "executor": "opencl",
+                               "params": {
+                                   "source": CACHE_KERNEL % nonce,
+                                   "kernel": "bench_k", "global": 10,
+                                   "args": [
+                                       {"buffer": list(range(1, 11)),
+                                        "dtype": "int32", "access": "read"},
+                                       {"size": 10, "dtype": "int32",
+                                        "access": "write"},
+                                       {"scalar": 10, "dtype": "int32"}]}},
+                              separators=(",", ":")).encode()
+            log("j. program cache, round %d/%d: jobd, a new kernel twice"
+                % (i + 1, self.repeat))
+            jobd, dev, _ = self.start_ocl_jobd()
+            state = jobd.argv[jobd.argv.index("--state-dir") + 1]
+            runs = []
+            try:
+                for k in ("new", "memory"):
+                    runs.append((k,) + self.job_roundtrip(jobd, body, 60))
+            finally:
+                self.stop(jobd)
+            log("j. program cache, round %d/%d: jobd restarted on the same "
+                "state directory, the kernel again" % (i + 1, self.repeat))
+            jobd, dev, ready = self.start_ocl_jobd(state)
+            restarts.append(ready)
+            try:
+                runs.append(("disk",) + self.job_roundtrip(jobd, body, 60))
+            finally:
+                self.stop(jobd)
+            for k, secs, job, _ in runs:
+                err = self.job_failed(job)
+                if err:
+                    raise BenchError("the %s-kernel job %s" % (k, err))
+                res = job.get("result") or {}
+                outs = res.get("outputs") or [None]
+                out = outs[-1] if isinstance(outs, list) else None
+                if out != [x * x + 1 for x in range(1, 11)] and \
+                        not (isinstance(out, dict) and
+                             out.get("values") == [x * x + 1
+                                                   for x in range(1, 11)]):
+                    wrong.append("%s: %s" % (k, json.dumps(outs)[:120]))
+                times[k].append(secs * 1e3)
+                builds[k].append(res.get("build") or {})
+                self.raw.setdefault("program_cache", []).append(
+                    {"case": k, "ms": secs * 1e3, "build": res.get("build"),
+                     "timings": res.get("timings")})
+        new = median(times["new"])
+        rows = (("new", "program cache: new kernel"),
+                ("memory", "program cache: same kernel"),
+                ("disk", "program cache: after restart"))
+        for k, name in rows:
+            got = [b.get("cache") for b in builds[k]]
+            bms = [b.get("ms") for b in builds[k]
+                   if isinstance(b.get("ms"), (int, float))]
+            notes = ["build.cache %s, build.ms %s"
+                     % ("/".join(str(g) for g in got),
+                        "/".join("%.2f" % x for x in bms))]
+            if k == "disk":
+                notes.append("restart to device ready %s s"
+                             % "/".join("%.2f" % x for x in restarts))
+            met = all(g == want[k] for g in got)
+            if wrong:
+                met = False
+                notes.append("wrong outputs: %s" % "; ".join(wrong))
+            v = median(times[k])
+            self.figure("program_cache_%s" % k, name, "ms", v,
+                        None if k == "new" else new,
+                        None if k == "new" else "new kernel",
+                        None if k == "new" else v / new,
+                        'build.cache == "%s"' % want[k], met,
+                        "; ".join(notes))
+
     # -- the run --
 
     def run(self, only=()):
@@ -722,17 +1291,53 @@ class Bench:
             ("process-rtt", "process_rtt_p50", "process round trip p50",
              "us", "<= %d us" % TARGET_PROC_RTT_P50_US,
              self.run_process_rtt),
+            ("opencl-square", "opencl_added_us",
+             "opencl square: added per job p50", "us",
+             "<= %d us" % TARGET_OCL_ADDED_US, self.run_ocl_overhead),
+            ("sgemm", "sgemm_kernel", "sgemm 1024 kernel", "GFLOP/s",
+             "ratio >= %.2f" % TARGET_SGEMM_RATIO, self.run_sgemm),
+            ("program-cache", "program_cache_new",
+             "program cache: new kernel", "ms", 'build.cache == "compiled"',
+             self.run_program_cache),
         ]
+        # The other rows of a step, for a "skipped" row each.
+        more_rows = {
+            "opencl-square": [("opencl_square_e2e",
+                               "opencl square: 64 connections", "jobs/s",
+                               "ratio >= %.2f" % TARGET_OCL_TPUT_RATIO)],
+            "sgemm": [("sgemm_e2e", "sgemm 1024 end to end", "GFLOP/s",
+                       None)],
+            "program-cache": [
+                ("program_cache_memory", "program cache: same kernel", "ms",
+                 'build.cache == "memory"'),
+                ("program_cache_disk", "program cache: after restart", "ms",
+                 'build.cache == "disk"')],
+        }
         for step, fid, name, unit, target, fn in steps:
             if only and step not in only:
                 continue
             try:
                 fn()
+            except Skip as e:
+                log("%s: skipped: %s" % (name, e))
+                rows = [(fid, name, unit, target)] + more_rows.get(step, [])
+                if step == "sgemm":
+                    rows.reverse()  # end to end first, as when measured
+                for row in rows:
+                    self.figure_skip(*row, str(e))
             except BenchError as e:
                 log("%s: ERROR: %s" % (name, e))
                 self.figure_error(fid, name, unit, target, e)
             finally:
                 self.stop_all()
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+def ceil_to(a, b):
+    return ceil_div(a, b) * b
 
 
 def median(xs):
@@ -775,6 +1380,10 @@ def fmt_num(v, unit):
         return "{:,.1f} µs".format(v)
     if unit == "B":
         return "{:,.0f} B".format(v)
+    if unit == "ms":
+        return "{:,.1f} ms".format(v)
+    if unit == "GFLOP/s":
+        return "{:,.1f} GFLOP/s".format(v)
     return "{:,.2f} {}".format(v, unit)
 
 
@@ -788,6 +1397,11 @@ def table(figures):
     out = ["| figure | value | anchor | ratio | target | met |",
            "|---|---|---|---|---|---|"]
     for f in figures:
+        if f.get("skipped"):
+            out.append("| %s | skipped: %s | — | — | %s | — |"
+                       % (f["name"], f["skipped"].replace("|", "/"),
+                          fmt_target(f["target"])))
+            continue
         if f["error"]:
             out.append("| %s | error | — | — | %s | no |"
                        % (f["name"], fmt_target(f["target"])))
@@ -813,13 +1427,25 @@ def main():
     ap.add_argument("--spawn-anchor", metavar="PATH",
                     help="the spawn_anchor binary (default: spawn_anchor "
                          "beside --loadgen)")
+    ap.add_argument("--ocl-anchor", metavar="PATH",
+                    help="the ocl_anchor binary (default: ocl_anchor beside "
+                         "--loadgen; figure h is skipped without it)")
+    ap.add_argument("--blas-anchor", metavar="PATH",
+                    help="the blas_anchor binary (default: blas_anchor "
+                         "beside --loadgen; figure i is skipped without it)")
+    ap.add_argument("--kernels-source", metavar="PATH",
+                    default=os.path.join(os.path.dirname(here), "opencl",
+                                         "kernels.c"),
+                    help="jobd's opencl/kernels.c, for figure i's kernel "
+                         "timing (default: beside bench/)")
     ap.add_argument("--quick", action="store_true",
-                    help="smaller counts; the run takes at most 2.5 minutes")
+                    help="smaller counts; the run takes at most 3 minutes")
     ap.add_argument("--out", default=os.path.join(here, "results.json"),
                     help="where to write the JSON results")
     ap.add_argument("--only", action="append", default=[],
                     choices=["submit", "e2e", "rtt", "memory",
-                             "process-e2e", "exec", "process-rtt"],
+                             "process-e2e", "exec", "process-rtt",
+                             "opencl-square", "sgemm", "program-cache"],
                     help="run only this figure (repeatable)")
     ap.add_argument("--repeat", type=int, metavar="N",
                     help="measure every figure but d N times (1..5) and "
@@ -839,10 +1465,14 @@ def main():
         p = getattr(args, name)
         if not os.access(p, os.X_OK):
             ap.error("--%s %s: not an executable file" % (name, p))
+    # The CMake build puts the anchors beside loadgen.
+    build_dir = os.path.dirname(os.path.abspath(args.loadgen))
     if args.spawn_anchor is None:
-        # The CMake build puts it beside loadgen.
-        args.spawn_anchor = os.path.join(
-            os.path.dirname(os.path.abspath(args.loadgen)), "spawn_anchor")
+        args.spawn_anchor = os.path.join(build_dir, "spawn_anchor")
+    if args.ocl_anchor is None:
+        args.ocl_anchor = os.path.join(build_dir, "ocl_anchor")
+    if args.blas_anchor is None:
+        args.blas_anchor = os.path.join(build_dir, "blas_anchor")
     if (not args.only or "exec" in args.only) and \
             not os.access(args.spawn_anchor, os.X_OK):
         ap.error("--spawn-anchor %s: not an executable file (build "
@@ -884,6 +1514,7 @@ def main():
         "jobd": os.path.abspath(args.jobd),
         "figures": bench.figures,
         "errors": bench.errors,
+        "skipped": bench.skipped,
         "raw": bench.raw,
     }
     tmp = args.out + ".tmp"
@@ -896,7 +1527,8 @@ def main():
           % (" (quick)" if args.quick else "", os.cpu_count() or 0, elapsed,
              args.repeat))
     print(table(bench.figures))
-    notes = [f for f in bench.figures if f["note"] or f["error"]]
+    notes = [f for f in bench.figures
+             if (f["note"] or f["error"]) and not f.get("skipped")]
     if notes:
         print()
         for f in notes:

@@ -330,6 +330,26 @@ void jd_req_problem(struct jd_req *r, unsigned status, const char *type, const c
 
 /* ---- listening ---- */
 
+void jd_http_describe(int fd, char *bound, size_t boundlen)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int rport = 0;
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		rport = ntohs(sin->sin_port);
+		snprintf(bound, boundlen, "http://%s:%d", ip, rport);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		rport = ntohs(sin6->sin6_port);
+		snprintf(bound, boundlen, "http://[%s]:%d", ip, rport);
+	}
+}
+
 int jd_http_listen(const char *addr, char *bound, size_t boundlen, char *err, size_t errlen)
 {
 	char host[256];
@@ -388,22 +408,7 @@ int jd_http_listen(const char *addr, char *bound, size_t boundlen, char *err, si
 	}
 	freeaddrinfo(res);
 
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char ip[INET6_ADDRSTRLEN] = "?";
-	int rport = 0;
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-		rport = ntohs(sin->sin_port);
-		snprintf(bound, boundlen, "http://%s:%d", ip, rport);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
-		rport = ntohs(sin6->sin6_port);
-		snprintf(bound, boundlen, "http://[%s]:%d", ip, rport);
-	}
+	jd_http_describe(fd, bound, boundlen);
 	return fd;
 }
 

@@ -57,6 +57,9 @@ void jd_http_set_config(struct jd_http *h, const struct jd_config *cfg);
  * with the real port. */
 int jd_http_listen(const char *addr, char *bound, size_t boundlen, char *err, size_t errlen);
 
+/* "http://HOST:PORT" of a listening socket. */
+void jd_http_describe(int fd, char *bound, size_t boundlen);
+
 /* Request accessors. */
 const char *jd_req_query(struct jd_req *r, const char *name);
 const char *jd_req_header(struct jd_req *r, const char *name);

@@ -10,6 +10,7 @@
  * 78 (EX_CONFIG) for a bad configuration.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include "daemon/config.h"
 #include "daemon/http.h"
 #include "daemon/log.h"
+#include "daemon/notify.h"
 #include "daemon/sched.h"
 #include "daemon/store.h"
 #include "daemon/timeutil.h"
@@ -55,7 +57,38 @@ struct daemon_state {
 	struct jd_http *http;
 	struct jd_api api;
 	int stopping;
+	struct event *status_ev, *watchdog_ev;
 };
+
+/* STATUS= for the service manager: what a glance at `systemctl status`
+ * should tell. */
+static void notify_status(struct daemon_state *ds, const char *prefix)
+{
+	struct jd_sched_stats st;
+	char msg[512];
+	jd_sched_stats(ds->sched, &st);
+	snprintf(msg, sizeof(msg), "%sSTATUS=%s%llu queued, %llu running, %llu jobs in memory",
+		 prefix, ds->stopping ? "stopping: " : "", (unsigned long long)st.queued,
+		 (unsigned long long)st.running, (unsigned long long)st.total);
+	jd_notify(msg);
+}
+
+static void on_status_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	notify_status(arg, "");
+}
+
+/* Sent from the loop itself, so a loop that is stuck stops sending it and
+ * the service manager notices. */
+static void on_watchdog_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	jd_notify("WATCHDOG=1");
+}
 
 static void usage(FILE *f)
 {
@@ -128,6 +161,12 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		  strsignal((int)sig), (unsigned long long)st.running, ds->cfg.shutdown_grace,
 		  (unsigned long long)st.queued);
 	jd_http_quiesce(ds->http);
+	/* Ask for the time the drain needs, plus a margin to write things out. */
+	char msg[96];
+	snprintf(msg, sizeof(msg), "STOPPING=1\nEXTEND_TIMEOUT_USEC=%llu",
+		 (unsigned long long)((ds->cfg.shutdown_grace + 15) * 1e6));
+	jd_notify(msg);
+	notify_status(ds, "");
 	jd_sched_drain(ds->sched, ds->cfg.shutdown_grace, on_drained, ds);
 }
 
@@ -139,8 +178,13 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	jd_notice("SIGHUP: reloading configuration%s%s", ds->config_path ? " from " : "",
 		  ds->config_path ? ds->config_path : "");
+	char msg[96];
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%lld", (long long)jd_mono_us());
+	jd_notify(msg);
 	if (load_config(ds, &ncfg) < 0) {
 		jd_err("reload failed: keeping the running configuration");
+		jd_notify("READY=1\nSTATUS=reload failed: bad configuration (see the log); "
+			  "running with the previous one");
 		jd_config_cleanup(&ncfg);
 		return;
 	}
@@ -156,6 +200,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	jd_log_set_level(ds->cfg.log_level);
 	jd_config_cleanup(&ncfg);
 	jd_notice("configuration reloaded");
+	notify_status(ds, "READY=1\n");
 }
 
 static int mkdir_p(const char *path)
@@ -283,7 +328,16 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	char bound[128], err[256];
-	int fd = jd_http_listen(ds.cfg.listen, bound, sizeof(bound), err, sizeof(err));
+	/* A socket passed by the service manager (jobd.socket) wins over
+	 * `listen`. */
+	int fd = jd_listen_fd();
+	if (fd >= 0) {
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		evutil_make_socket_nonblocking(fd);
+		jd_http_describe(fd, bound, sizeof(bound));
+	} else {
+		fd = jd_http_listen(ds.cfg.listen, bound, sizeof(bound), err, sizeof(err));
+	}
 	if (fd < 0) {
 		jd_err("%s", err);
 		goto out;
@@ -331,9 +385,25 @@ int main(int argc, char **argv)
 
 	jd_log_always(JD_LOG_NOTICE, "jobd %s listening on %s (state in %s, %lld threads)",
 		      JOBD_VERSION, bound, ds.cfg.state_dir, (long long)ds.cfg.threads);
+	notify_status(&ds, "READY=1\n");
+	struct timeval status_tv = { 5, 0 };
+	ds.status_ev = event_new(ds.base, -1, EV_PERSIST, on_status_timer, &ds);
+	event_add(ds.status_ev, &status_tv);
+	uint64_t wd = jd_notify_watchdog_usec();
+	if (wd > 0) {
+		struct timeval wd_tv = { (time_t)(wd / 2 / 1000000),
+					 (suseconds_t)(wd / 2 % 1000000) };
+		ds.watchdog_ev = event_new(ds.base, -1, EV_PERSIST, on_watchdog_timer, &ds);
+		event_add(ds.watchdog_ev, &wd_tv);
+		jd_info("watchdog: WATCHDOG=1 every %.3f s", (double)wd / 2e6);
+	}
 	event_base_dispatch(ds.base);
 	exit_code = 0;
 
+	if (ds.status_ev)
+		event_free(ds.status_ev);
+	if (ds.watchdog_ev)
+		event_free(ds.watchdog_ev);
 	event_free(sigterm);
 	event_free(sigint);
 	event_free(sighup);

@@ -326,21 +326,11 @@ static void spawn(struct device *d)
 	argv[n++] = jd_log_level_name(jd_log_get_level());
 	argv[n] = NULL;
 
-	/* The host's environment: jobd's, with PoCL's kernel cache in the
-	 * state directory (the host keeps its own program cache there too). */
-	extern char **environ;
-	size_t ne = 0;
-	while (environ[ne])
-		ne++;
-	char **envp = calloc(ne + 2, sizeof(*envp));
+	/* jobd's environment, with PoCL's kernel cache in the state directory
+	 * (the host keeps its own program cache there too). */
+	char **envp = jd_child_environ(o->pocl_env);
 	if (!envp)
 		return;
-	size_t k = 0;
-	for (size_t i = 0; i < ne; i++)
-		if (strncmp(environ[i], "POCL_CACHE_DIR=", 15) != 0)
-			envp[k++] = environ[i];
-	envp[k++] = o->pocl_env;
-	envp[k] = NULL;
 	d->child = jd_child_spawn(o->base, o->host, (char *const *)argv, envp, &host_cbs, d, &err);
 	free(envp);
 	if (!d->child) {
@@ -387,18 +377,7 @@ static cJSON *list_devices(struct ocl *o, char *why, size_t whylen)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
 	char *argv[] = { (char *)"jobd-opencl-host", (char *)"--list", NULL };
-	char *envp_extra = o->pocl_env;
-	extern char **environ;
-	size_t ne = 0;
-	while (environ[ne])
-		ne++;
-	char **envp = calloc(ne + 2, sizeof(*envp));
-	size_t k = 0;
-	for (size_t i = 0; envp && i < ne; i++)
-		if (strncmp(environ[i], "POCL_CACHE_DIR=", 15) != 0)
-			envp[k++] = environ[i];
-	if (envp)
-		envp[k++] = envp_extra;
+	char **envp = jd_child_environ(o->pocl_env);
 	pid_t pid;
 	int r = envp ? posix_spawn(&pid, o->host, &fa, NULL, argv, envp) : ENOMEM;
 	posix_spawn_file_actions_destroy(&fa);

@@ -226,6 +226,31 @@ struct jd_child *jd_child_spawn(struct event_base *base, const char *path, char 
 	return c;
 }
 
+char **jd_child_environ(const char *extra)
+{
+	static const char *const drop[] = { "NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=",
+					    "LISTEN_PID=",    "LISTEN_FDS=",   "LISTEN_FDNAMES=" };
+	extern char **environ;
+	size_t n = 0, k = 0, elen = extra ? strcspn(extra, "=") + 1 : 0;
+	while (environ[n])
+		n++;
+	char **env = calloc(n + 2, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		int keep = !(extra && strncmp(environ[i], extra, elen) == 0);
+		for (size_t d = 0; keep && d < sizeof(drop) / sizeof(drop[0]); d++)
+			if (strncmp(environ[i], drop[d], strlen(drop[d])) == 0)
+				keep = 0;
+		if (keep)
+			env[k++] = environ[i];
+	}
+	if (extra)
+		env[k++] = (char *)extra;
+	env[k] = NULL;
+	return env;
+}
+
 int jd_child_send(struct jd_child *c, uint16_t type, const void *payload, uint32_t len)
 {
 	unsigned char hdr[JD_FRAME_HEADER];

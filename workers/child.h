@@ -37,6 +37,12 @@ struct jd_child *jd_child_spawn(struct event_base *base, const char *path, char 
 				char *const envp[], const struct jd_child_cbs *cbs, void *arg,
 				int *err);
 
+/* jobd's environment for a child: without what the service manager gave
+ * jobd alone (NOTIFY_SOCKET, WATCHDOG_*, LISTEN_*), and with `extra`
+ * ("NAME=value", may be NULL) in place of any variable of that name. The
+ * array is malloc'd; its strings are borrowed. NULL when out of memory. */
+char **jd_child_environ(const char *extra);
+
 /* Queue a frame to the child (non-blocking; libevent writes it out).
  * 0 or negative errno. */
 int jd_child_send(struct jd_child *c, uint16_t type, const void *payload, uint32_t len);

@@ -263,9 +263,13 @@ static void spawn(struct pworker *w)
 		argv[n++] = p->cfg->plugin_dir;
 	}
 	argv[n] = NULL;
-	extern char **environ;
-	w->child = jd_child_spawn(p->base, "/proc/self/exe", (char *const *)argv, environ,
-				  &worker_cbs, w, &err);
+	char **envp = jd_child_environ(NULL);
+	w->child = envp ? jd_child_spawn(p->base, "/proc/self/exe", (char *const *)argv, envp,
+					 &worker_cbs, w, &err)
+			: NULL;
+	if (!envp)
+		err = -ENOMEM;
+	free(envp);
 	if (!w->child) {
 		jd_err("cannot start worker %d: %s", w->index, strerror(-err));
 		w->fast_deaths++;

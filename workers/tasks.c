@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "opencl/task.h"
 #include "workers/array.h"
 #include "workers/plugins.h"
 #include "workers/exec.h"
@@ -848,6 +849,8 @@ static int primes_run(struct jd_task_ctx *ctx, const cJSON *params, cJSON **resu
 /* ---- the table ---- */
 
 #define CPU_EXECUTORS (JD_EXEC_THREAD | JD_EXEC_PROCESS)
+/* Tasks with a kernel in jobd-opencl-host (opencl/kernels.c) as well. */
+#define ANY_EXECUTOR (JD_EXEC_THREAD | JD_EXEC_PROCESS | JD_EXEC_OPENCL)
 
 const struct jd_task jd_builtin_tasks[] = {
 	{
@@ -873,7 +876,7 @@ const struct jd_task jd_builtin_tasks[] = {
 	{
 	    .name = "square",
 	    .summary = "Square each element of a numeric array",
-	    .executors = CPU_EXECUTORS,
+	    .executors = ANY_EXECUTOR,
 	    .preferred = JD_EXEC_THREAD,
 	    .params = square_params,
 	    .result = "{\"values\": each value squared, same dtype and form as the input}",
@@ -883,7 +886,7 @@ const struct jd_task jd_builtin_tasks[] = {
 	{
 	    .name = "saxpy",
 	    .summary = "a*x + y over numeric arrays",
-	    .executors = CPU_EXECUTORS,
+	    .executors = ANY_EXECUTOR,
 	    .preferred = JD_EXEC_THREAD,
 	    .params = saxpy_params,
 	    .result = "{\"values\": a*x+y, b64 when x or y was}",
@@ -893,7 +896,7 @@ const struct jd_task jd_builtin_tasks[] = {
 	{
 	    .name = "sum",
 	    .summary = "Sum a numeric array",
-	    .executors = CPU_EXECUTORS,
+	    .executors = ANY_EXECUTOR,
 	    .preferred = JD_EXEC_THREAD,
 	    .params = sum_params,
 	    .result = "{\"sum\": the total, accumulated in double (floats) or int64 (ints)}",
@@ -903,7 +906,7 @@ const struct jd_task jd_builtin_tasks[] = {
 	{
 	    .name = "sgemm",
 	    .summary = "Single-precision matrix product c = a*b, row-major",
-	    .executors = CPU_EXECUTORS,
+	    .executors = ANY_EXECUTOR,
 	    .preferred = JD_EXEC_THREAD,
 	    .params = sgemm_params,
 	    .result = "{\"c\": m*n float32 values, row-major; b64 when a or b was}",
@@ -913,7 +916,7 @@ const struct jd_task jd_builtin_tasks[] = {
 	{
 	    .name = "primes",
 	    .summary = "Count the primes below a bound (segmented sieve)",
-	    .executors = CPU_EXECUTORS,
+	    .executors = ANY_EXECUTOR,
 	    .preferred = JD_EXEC_THREAD,
 	    .params = primes_params,
 	    .result = "{\"count\": number of primes below `below`}",
@@ -935,13 +938,16 @@ const struct jd_task *jd_task_find(const char *name)
 			return t;
 	if (strcmp(name, jd_exec_task.name) == 0)
 		return &jd_exec_task;
+	if (strcmp(name, jd_opencl_task.name) == 0)
+		return &jd_opencl_task;
 	return jd_plugin_task_find(name);
 }
 
-/* Built-ins, then exec (workers/exec.c), then plugin tasks. */
+/* Built-ins, then exec (workers/exec.c), then opencl (opencl/task.c), then
+ * plugin tasks. */
 size_t jd_task_count(void)
 {
-	return BUILTIN_COUNT + 1 + jd_plugin_task_count();
+	return BUILTIN_COUNT + 2 + jd_plugin_task_count();
 }
 
 const struct jd_task *jd_task_at(size_t i)
@@ -950,7 +956,9 @@ const struct jd_task *jd_task_at(size_t i)
 		return &jd_builtin_tasks[i];
 	if (i == BUILTIN_COUNT)
 		return &jd_exec_task;
-	return jd_plugin_task_at(i - BUILTIN_COUNT - 1);
+	if (i == BUILTIN_COUNT + 1)
+		return &jd_opencl_task;
+	return jd_plugin_task_at(i - BUILTIN_COUNT - 2);
 }
 
 static const struct {

@@ -57,7 +57,8 @@ static void test_million_a(void **state)
 	assert_non_null(a);
 	memset(a, 'a', n);
 	hex_of(a, n, hex);
-	assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+	assert_string_equal(hex,
+			    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 	free(a);
 }
 

@@ -187,7 +187,12 @@ static void test_table(void **state)
 		assert_non_null(t->result);
 		assert_non_null(t->check);
 		assert_non_null(t->run);
-		assert_int_equal(t->executors, JD_EXEC_THREAD | JD_EXEC_PROCESS);
+		/* Every built-in but echo and sleep has an OpenCL kernel too. */
+		if (strcmp(t->name, "echo") == 0 || strcmp(t->name, "sleep") == 0)
+			assert_int_equal(t->executors, JD_EXEC_THREAD | JD_EXEC_PROCESS);
+		else
+			assert_int_equal(t->executors,
+					 JD_EXEC_THREAD | JD_EXEC_PROCESS | JD_EXEC_OPENCL);
 		assert_int_equal(t->preferred, JD_EXEC_THREAD);
 		assert_non_null(t->params);
 		assert_non_null(t->params[0].name);
@@ -197,8 +202,14 @@ static void test_table(void **state)
 		}
 	}
 	assert_int_equal(n, 7);
-	/* exec is a task (workers/exec.c) but not a table entry. */
+	/* exec and opencl are tasks (workers/exec.c, opencl/task.c) but not
+	 * table entries; they come after the built-ins, in that order. */
 	assert_non_null(jd_task_find("exec"));
+	assert_ptr_equal(jd_task_at(n), jd_task_find("exec"));
+	assert_ptr_equal(jd_task_at(n + 1), jd_task_find("opencl"));
+	assert_int_equal(jd_task_find("opencl")->executors, JD_EXEC_OPENCL);
+	assert_int_equal(jd_task_find("opencl")->preferred, JD_EXEC_OPENCL);
+	assert_null(jd_task_find("opencl")->run);
 	assert_null(jd_builtin_tasks[n].name);
 	assert_null(jd_task_find("Square"));
 	assert_null(jd_task_find(""));
