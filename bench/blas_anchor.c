@@ -91,9 +91,12 @@ static long parse_long(const char *name, const char *s, long lo, long hi)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "n", required_argument, NULL, 'n' },	    { "a", required_argument, NULL, 'a' },
-		{ "b", required_argument, NULL, 'b' },	    { "repeat", required_argument, NULL, 'r' },
-		{ "check", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
+		{ "n", required_argument, NULL, 'n' },
+		{ "a", required_argument, NULL, 'a' },
+		{ "b", required_argument, NULL, 'b' },
+		{ "repeat", required_argument, NULL, 'r' },
+		{ "check", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *apath = NULL, *bpath = NULL, *check = NULL;

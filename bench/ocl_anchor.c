@@ -185,9 +185,10 @@ static long parse_long(const char *name, const char *s, long lo, long hi)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ocl_anchor [square] [--iterations N] [--warmup W] [--profiling] [--gpu]\n"
-		   "       ocl_anchor sgemm --source FILE [--kernel NAME] [--options STR] [--n N]\n"
-		   "                  [--rm R] [--vw V] [--lx X] [--ly Y] [--repeat R] [--gpu]\n");
+	fprintf(f,
+		"usage: ocl_anchor [square] [--iterations N] [--warmup W] [--profiling] [--gpu]\n"
+		"       ocl_anchor sgemm --source FILE [--kernel NAME] [--options STR] [--n N]\n"
+		"                  [--rm R] [--vw V] [--lx X] [--ly Y] [--repeat R] [--gpu]\n");
 }
 
 static char *read_file(const char *path)

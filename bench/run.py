@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """run.py - the jobd benchmark driver (`make bench`).
 
-Runs seven figures in one go, each beside an anchor measured in the same
+Runs ten figures in one go, each beside an anchor measured in the same
 run on the same machine, prints a Markdown table and writes results.json.
-Figures a to c and e to g are measured --repeat times (3; 1 with --quick),
+Figures a to c and e to j are measured --repeat times (3; 1 with --quick),
 anchor and jobd alternating, and the medians reported:
 
   a. submit rate     jobd vs a bare libmicrohttpd server (bare_server)
@@ -13,6 +13,15 @@ anchor and jobd alternating, and the medians reported:
   e. process e2e     b on the process executor vs ProcessPoolExecutor(2)
   f. exec /bin/true  exec jobs end to end vs posix_spawn + waitpid (C)
   g. process rtt     c on the process executor vs c on the thread executor
+  h. opencl square   a 10-int square kernel as jobs (one at a time, 64 at
+                     once) vs a plain OpenCL host loop (ocl_anchor)
+  i. sgemm           1024^3 float32, base64, end to end and kernel-only,
+                     vs OpenBLAS cblas_sgemm (blas_anchor)
+  j. program cache   time to the first result: new kernel, same kernel,
+                     same kernel after a restart on the same state dir
+
+h to j are skipped ("skipped: <reason>" rows, exit status unaffected) when
+jobd's opencl executor is disabled or missing, or an anchor is not built.
 
 Standard library only. Every process it starts is stopped on the way out,
 errors included; each child also gets PR_SET_PDEATHSIG so that it dies with
@@ -58,6 +67,7 @@ CACHE_KERNEL = ("/* jobd bench, program cache: %s */\n"
                 "\tif (i < n)\n\t\tb[i] = a[i] * a[i] + 1;\n}\n")
 SGEMM_N = 1024
 OPENCL_READY_TIMEOUT = 60.0  # seconds for jobd's OpenCL device to be ready
+PROGRAM_CACHE_PAUSE = 0.5    # figure j: idle time before the extra memory hit
 READY_TIMEOUT = 15.0   # seconds for a server to say it listens
 STOP_GRACE = 30.0      # seconds between SIGTERM and SIGKILL
 REQUEST_TIMEOUT = 30   # loadgen aborts on a request unanswered this long
@@ -1192,10 +1202,11 @@ class Bench:
         """j. Time to the first result of a kernel jobd has never seen,
         of the same kernel again, and of it after a restart on the same
         state directory."""
-        want = {"new": "compiled", "memory": "memory", "disk": "disk"}
+        want = {"new": "compiled", "memory": "memory", "disk": "disk",
+                "pause": "memory"}
         times = {k: [] for k in want}
         builds = {k: [] for k in want}
-        restarts = []
+        restarts, gaps, first_launch = [], [], []
         wrong = []
         for i in range(self.repeat):
             # A source no cache has seen: jobd's, nor PoCL's own.
@@ -1219,6 +1230,11 @@ class Bench:
             try:
                 for k in ("new", "memory"):
                     runs.append((k,) + self.job_roundtrip(jobd, body, 60))
+                # Once more after a pause: the memory hit on an idle host
+                # (the second job above comes right after the first, as a
+                # client's next job would).
+                time.sleep(PROGRAM_CACHE_PAUSE)
+                runs.append(("pause",) + self.job_roundtrip(jobd, body, 60))
             finally:
                 self.stop(jobd)
             log("j. program cache, round %d/%d: jobd restarted on the same "
@@ -1243,6 +1259,18 @@ class Bench:
                     wrong.append("%s: %s" % (k, json.dumps(outs)[:120]))
                 times[k].append(secs * 1e3)
                 builds[k].append(res.get("build") or {})
+            tm = {k: (job.get("result") or {}).get("timings") or {}
+                  for k, _, job, _ in runs}
+            try:
+                # The host's clock (CLOCK_MONOTONIC on PoCL): from the new
+                # kernel's end to the next job's kernel being queued, and
+                # the new kernel's wait between queued and started.
+                gaps.append((tm["memory"]["queued_ns"] -
+                             tm["new"]["end_ns"]) / 1e6)
+                first_launch.append((tm["new"]["start_ns"] -
+                                     tm["new"]["queued_ns"]) / 1e6)
+            except (KeyError, TypeError):
+                pass
                 self.raw.setdefault("program_cache", []).append(
                     {"case": k, "ms": secs * 1e3, "build": res.get("build"),
                      "timings": res.get("timings")})
@@ -1257,6 +1285,21 @@ class Bench:
             notes = ["build.cache %s, build.ms %s"
                      % ("/".join(str(g) for g in got),
                         "/".join("%.2f" % x for x in bms))]
+            if k == "new" and first_launch:
+                notes.append("kernel queued to started %s ms (the first "
+                             "launch of a new kernel)"
+                             % "/".join("%.1f" % x for x in first_launch))
+            if k == "memory":
+                if gaps:
+                    notes.append("the new kernel's end to this job's "
+                                 "kernel being queued: %s ms"
+                                 % "/".join("%.1f" % x for x in gaps))
+                notes.append("the same kernel after a %.1f s pause: %s ms "
+                             "(build.cache %s)"
+                             % (PROGRAM_CACHE_PAUSE,
+                                "/".join("%.1f" % x for x in times["pause"]),
+                                "/".join(str(b.get("cache"))
+                                         for b in builds["pause"])))
             if k == "disk":
                 notes.append("restart to device ready %s s"
                              % "/".join("%.2f" % x for x in restarts))
@@ -1359,6 +1402,15 @@ def http_json(port, method, path, body=None, timeout=10):
             return r.status, data.decode("utf-8", "replace")
     finally:
         c.close()
+
+
+def loadavg():
+    """1/5/15-minute load averages: on a shared machine, how much else was
+    running (anything above ~0.5 at the start is not the benchmark)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def vmrss(pid):
@@ -1489,6 +1541,7 @@ def main():
         signal.signal(sig, on_signal)
 
     started = datetime.datetime.now(datetime.timezone.utc)
+    load0 = loadavg()
     t0 = time.monotonic()
     bench = Bench(args)
     try:
@@ -1510,7 +1563,8 @@ def main():
         "repeat": args.repeat,
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                     "machine": platform.machine(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(),
+                    "loadavg_start": load0, "loadavg_end": loadavg()},
         "jobd": os.path.abspath(args.jobd),
         "figures": bench.figures,
         "errors": bench.errors,
@@ -1523,9 +1577,10 @@ def main():
         f.write("\n")
     os.replace(tmp, args.out)
 
-    print("## jobd benchmark%s — %d CPUs, %.0f s, medians of %d\n"
+    print("## jobd benchmark%s — %d CPUs, %.0f s, medians of %d, load "
+          "average %s at the start\n"
           % (" (quick)" if args.quick else "", os.cpu_count() or 0, elapsed,
-             args.repeat))
+             args.repeat, "%.2f" % load0[0] if load0 else "?"))
     print(table(bench.figures))
     notes = [f for f in bench.figures
              if (f["note"] or f["error"]) and not f.get("skipped")]

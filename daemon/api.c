@@ -249,9 +249,28 @@ static cJSON *parse_body(struct jd_req *r)
 	return j;
 }
 
+/* A submission waiting for the store: if jobd stops before the store
+ * answers, the request is gone and the answer has nowhere to go. */
+struct submission {
+	struct jd_req *r;
+};
+
+static void on_submit_abort(struct jd_req *r)
+{
+	struct submission *sub = r->data;
+	sub->r = NULL;
+	r->data = NULL;
+}
+
 static void on_submitted(void *arg, int status, struct jd_job *job)
 {
-	struct jd_req *r = arg;
+	struct submission *sub = arg;
+	struct jd_req *r = sub->r;
+	free(sub);
+	if (!r)
+		return;
+	r->data = NULL;
+	r->on_abort = NULL;
 	if (status == 0) {
 		char loc[64], id[JD_ID_STRLEN];
 		jd_id_format(&job->id, id);
@@ -349,7 +368,16 @@ static void h_submit(struct jd_api *api, struct jd_req *r, const char *id)
 		jd_job_free(job);
 		return;
 	}
-	jd_sched_submit(api->sched, job, on_submitted, r);
+	struct submission *sub = malloc(sizeof(*sub));
+	if (!sub) {
+		jd_job_free(job);
+		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL, "out of memory");
+		return;
+	}
+	sub->r = r;
+	r->data = sub;
+	r->on_abort = on_submit_abort;
+	jd_sched_submit(api->sched, job, on_submitted, sub);
 }
 
 /* ---- GET /v1/jobs/{id}?wait=S ---- */

@@ -27,7 +27,7 @@ const struct jd_config_key jd_config_keys[] = {
 	KEY("server", listen, JD_CFG_STRING, "127.0.0.1:7070", 0, 0, 0,
 	    "Address to listen on: HOST:PORT (IPv6 as [::1]:PORT). Port 0 picks a free port."),
 	KEY("server", state_dir, JD_CFG_STRING, "/var/lib/jobd", 0, 0, 0,
-	    "Directory for jobd's state (job output, the store in later versions)."),
+	    "Directory for jobd's state: the job database (jobd.db), job output, OpenCL caches."),
 	KEY("server", log_level, JD_CFG_LOGLEVEL, "info", 0, 0, 1,
 	    "Least severe level logged: error, warning, notice, info or debug."),
 	KEY("server", max_body, JD_CFG_BYTES, "16M", 1024, 1024.0 * 1024 * 1024, 1,
@@ -41,6 +41,14 @@ const struct jd_config_key jd_config_keys[] = {
 	    "Seconds a connection may stay idle before it is closed."),
 	KEY("server", max_wait, JD_CFG_SECONDS, "300", 0, 86400, 1,
 	    "Longest ?wait= a client may ask for; longer waits are cut to this."),
+	KEY("store", durability, JD_CFG_STRING, "full", 0, 0, 0,
+	    "What a 202 promises. full: the job is on disk (fsync) before the answer, it "
+	    "survives kill -9 and a power cut. normal: survives a crash of jobd, not of the "
+	    "machine. memory: nothing on disk, a restart forgets every job."),
+	KEY("store", retention, JD_CFG_SECONDS, "86400", 1, 315360000, 1,
+	    "Seconds a finished job (and its output) is kept; a job's own retention wins."),
+	KEY("store", max_result, JD_CFG_BYTES, "16M", 1024, 1073741824.0, 1,
+	    "Largest result a job may store; a larger one fails the job (result_too_large)."),
 	KEY("jobs", max_queued, JD_CFG_INT, "100000", 1, 100000000, 1,
 	    "Most jobs waiting to run; beyond it submissions get 429 with Retry-After."),
 	KEY("jobs", default_timeout, JD_CFG_SECONDS, "0", 0, 31536000, 1,
@@ -416,6 +424,13 @@ int jd_config_finish(struct jd_config *cfg, struct jd_config_errors *errs)
 		jd_config_errors_add(errs, "listen: must not be empty");
 		bad = 1;
 	}
+	if (!cfg->durability ||
+	    (strcmp(cfg->durability, "full") != 0 && strcmp(cfg->durability, "normal") != 0 &&
+	     strcmp(cfg->durability, "memory") != 0)) {
+		jd_config_errors_add(errs, "durability: must be full, normal or memory, not \"%s\"",
+				     cfg->durability ? cfg->durability : "");
+		bad = 1;
+	}
 	if (!cfg->state_dir || !*cfg->state_dir) {
 		jd_config_errors_add(errs, "state_dir: must not be empty");
 		bad = 1;
@@ -437,8 +452,26 @@ void jd_config_write_example(FILE *f)
 			section = k->section;
 			fprintf(f, "\n[%s]\n", section);
 		}
-		fprintf(f, "\n# %s%s\n;%s = %s\n", k->help, k->reloadable ? " (reloadable)" : "",
-			k->name, k->def);
+		/* The help, wrapped at 76 columns (inih reads lines of at most
+		 * 200 bytes). */
+		char help[512];
+		snprintf(help, sizeof(help), "%s%s", k->help, k->reloadable ? " (reloadable)" : "");
+		fputc('\n', f);
+		for (const char *p = help; *p;) {
+			size_t n = strlen(p);
+			if (n > 74) {
+				n = 74;
+				while (n > 0 && p[n] != ' ')
+					n--;
+				if (n == 0)
+					n = strcspn(p, " ");
+			}
+			fprintf(f, "# %.*s\n", (int)n, p);
+			p += n;
+			while (*p == ' ')
+				p++;
+		}
+		fprintf(f, ";%s = %s\n", k->name, k->def);
 	}
 }
 

@@ -26,6 +26,10 @@ struct jd_config {
 	int64_t max_connections_per_ip;
 	double connection_timeout;
 	double max_wait;
+	/* [store] */
+	char *durability;
+	double retention;
+	int64_t max_result;
 	/* [jobs] */
 	int64_t max_queued;
 	double default_timeout;

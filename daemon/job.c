@@ -108,7 +108,8 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 		     struct jd_error *err)
 {
 	const cJSON *task = NULL, *executor = NULL, *params = NULL, *priority = NULL,
-		    *timeout = NULL, *labels = NULL, *device = NULL;
+		    *timeout = NULL, *labels = NULL, *device = NULL, *restartable = NULL,
+		    *retention = NULL;
 	struct jd_job *job;
 	int r;
 
@@ -132,6 +133,10 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 			slot = &labels;
 		else if (strcmp(f->string, "device") == 0)
 			slot = &device;
+		else if (strcmp(f->string, "restartable") == 0)
+			slot = &restartable;
+		else if (strcmp(f->string, "retention") == 0)
+			slot = &retention;
 		if (!slot)
 			return jd_error_set(
 			    err, "unknown_field", f->string,
@@ -219,6 +224,17 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 		tmo = v;
 	}
 
+	if (restartable && !cJSON_IsNull(restartable) && !cJSON_IsBool(restartable))
+		return jd_error_set(err, "invalid_field", "restartable", "must be true or false");
+	double keep = 0;
+	if (retention && !cJSON_IsNull(retention)) {
+		double v = cJSON_IsNumber(retention) ? retention->valuedouble : NAN;
+		if (!(v > 0 && v <= 315360000))
+			return jd_error_set(err, "invalid_field", "retention",
+					    "must be a number of seconds from 0 to 315360000 (ten "
+					    "years)");
+		keep = v;
+	}
 	if (params && !cJSON_IsNull(params) && !cJSON_IsObject(params))
 		return jd_error_set(err, "invalid_field", "params", "must be an object, not %s",
 				    jd_json_kind(params));
@@ -247,6 +263,8 @@ int jd_job_from_json(const cJSON *body, unsigned avail, double default_timeout, 
 	job->executor = (uint8_t)exec;
 	job->priority = (int8_t)prio;
 	job->timeout = tmo;
+	job->retention = keep;
+	job->no_restart = restartable && cJSON_IsFalse(restartable);
 	job->worker = -1;
 	job->qslot = JD_HEAP_NONE;
 	job->deadline.slot = JD_HEAP_NONE;
@@ -315,6 +333,11 @@ void jd_job_write(const struct jd_job *job, struct jd_buf *b)
 	jd_buf_printf(b, ",\"priority\":%d,\"timeout\":", job->priority);
 	if (job->timeout > 0)
 		jd_buf_json_num(b, job->timeout);
+	else
+		jd_buf_adds(b, "null");
+	jd_buf_printf(b, ",\"restartable\":%s,\"retention\":", job->no_restart ? "false" : "true");
+	if (job->retention > 0)
+		jd_buf_json_num(b, job->retention);
 	else
 		jd_buf_adds(b, "null");
 	jd_buf_adds(b, ",\"labels\":");

@@ -65,10 +65,13 @@ struct jd_job {
 	int8_t priority;
 	uint8_t running_in_executor; /* executor still holds it (even if terminal) */
 	uint8_t stop_state;          /* being stopped: the terminal state it will end in */
+	uint8_t no_restart;          /* "restartable": false - fail, not rerun, after a crash */
+	uint8_t wake_pending;        /* its end is being stored; waiters told after */
 	uint32_t attempt;
-	int32_t worker;                              /* executor slot, -1 before it ran */
-	double timeout;                              /* seconds of running, 0 for none */
-	uint64_t seq;                                /* submission order, FIFO within a priority */
+	int32_t worker;   /* executor slot, -1 before it ran */
+	double timeout;   /* seconds of running, 0 for none */
+	double retention; /* seconds kept once terminal, 0 for the configured default */
+	uint64_t seq;     /* submission order, FIFO within a priority */
 	int64_t created_at, started_at, finished_at; /* realtime µs, 0 = not yet */
 	char *params;
 	char *labels;            /* compact JSON object or NULL */

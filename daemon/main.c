@@ -7,8 +7,12 @@
  *
  * Exit codes: 0 after a clean shut-down, 1 when jobd cannot start (the
  * listener, the state directory, an executor), 2 for a bad command line,
- * 78 (EX_CONFIG) for a bad configuration.
+ * 65 (EX_DATAERR) for a database it cannot use (corrupt, newer schema),
+ * 73 (EX_CANTCREAT) for a database it cannot create or write (read-only or
+ * full state directory), 75 (EX_TEMPFAIL) for a database another jobd has
+ * open, 78 (EX_CONFIG) for a bad configuration.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -28,6 +32,7 @@
 #include "daemon/log.h"
 #include "daemon/notify.h"
 #include "daemon/sched.h"
+#include "daemon/store_sqlite.h"
 #include "daemon/store.h"
 #include "daemon/timeutil.h"
 #include "version.h"
@@ -132,6 +137,47 @@ static int load_config(struct daemon_state *ds, struct jd_config *cfg)
 	int bad = errs.n > 0;
 	jd_config_errors_cleanup(&errs);
 	return bad ? -EINVAL : 0;
+}
+
+static int restore_one(void *arg, struct jd_job *job)
+{
+	return jd_sched_restore(arg, job);
+}
+
+/* Exit codes for a store that cannot open (see the file comment). */
+static int store_exit_code(const char *err)
+{
+	if (strstr(err, "in use by another jobd"))
+		return 75; /* EX_TEMPFAIL: another jobd has it */
+	if (strstr(err, "unreadable") || strstr(err, "newer than") || strstr(err, "not jobd's"))
+		return 65; /* EX_DATAERR: the file is not one we can use */
+	return 73;         /* EX_CANTCREAT: cannot create or write it */
+}
+
+/* Output files of jobs the store no longer knows (a crash between their
+ * removal and the files') go at start. */
+static void clean_orphan_output(struct daemon_state *ds)
+{
+	char dir[4200];
+	snprintf(dir, sizeof(dir), "%s/output", ds->cfg.state_dir);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+	while (d && (e = readdir(d)) != NULL) {
+		struct jd_id id;
+		char idstr[JD_ID_STRLEN];
+		if (strlen(e->d_name) < 36)
+			continue;
+		snprintf(idstr, sizeof(idstr), "%.36s", e->d_name);
+		if (jd_id_parse(idstr, &id) == 0 && jd_sched_find(ds->sched, &id))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			n++;
+	}
+	if (d)
+		closedir(d);
+	if (n)
+		jd_info("removed %d orphaned output file(s)", n);
 }
 
 static void on_drained(void *arg)
@@ -352,7 +398,28 @@ int main(int argc, char **argv)
 
 	evthread_use_pthreads();
 	ds.base = event_base_new();
-	store = ds.base ? jd_store_mem_new(ds.base) : NULL;
+	if (!ds.base) {
+		jd_err("out of memory at start");
+		close(fd);
+		goto out;
+	}
+	if (strcmp(ds.cfg.durability, "memory") == 0) {
+		store = jd_store_mem_new(ds.base);
+	} else {
+		char db[4200], serr[512] = "";
+		snprintf(db, sizeof(db), "%s/jobd.db", ds.cfg.state_dir);
+		store = jd_store_sqlite_new(ds.base, db,
+					    strcmp(ds.cfg.durability, "full") == 0
+						? JD_DURABILITY_FULL
+						: JD_DURABILITY_NORMAL,
+					    serr, sizeof(serr));
+		if (!store) {
+			jd_err("%s", serr);
+			exit_code = store_exit_code(serr);
+			close(fd);
+			goto out;
+		}
+	}
 	ds.sched = store ? jd_sched_new(ds.base, &ds.cfg, store) : NULL;
 	if (!ds.sched) {
 		jd_err("out of memory at start");
@@ -371,6 +438,26 @@ int main(int argc, char **argv)
 	struct jd_executor *ocl = jd_opencl_new(ds.base, &ds.cfg);
 	if (ocl)
 		jd_sched_add_executor(ds.sched, ocl); /* logs why when it is off */
+	/* Recovery, before anything is accepted: jobs come back queued (those
+	 * that were running run again, or fail when not restartable). */
+	if (store->ops->load) {
+		int64_t t0 = jd_mono_us();
+		struct jd_sched_stats st;
+		r = store->ops->load(store, restore_one, ds.sched);
+		if (r < 0) {
+			jd_err("cannot load the stored jobs: %s", strerror(-r));
+			close(fd);
+			goto out;
+		}
+		jd_sched_stats(ds.sched, &st);
+		jd_notice("recovered %llu job(s) in %.3f s: %llu queued",
+			  (unsigned long long)st.total, (double)(jd_mono_us() - t0) / 1e6,
+			  (unsigned long long)st.queued);
+		clean_orphan_output(&ds);
+	}
+	for (size_t i = 0; jd_sched_executor_at(ds.sched, i); i++)
+		jd_sched_dispatch(ds.sched, jd_sched_executor_at(ds.sched, i));
+	jd_sched_start_retention(ds.sched);
 	ds.api = (struct jd_api){ ds.sched, &ds.cfg, jd_mono_us() };
 	ds.http = jd_http_new(ds.base, &ds.cfg, fd, jd_api_handle, &ds.api);
 	if (!ds.http)
@@ -414,10 +501,12 @@ int main(int argc, char **argv)
 	}
 	jd_child_cleanup(); /* reap what the executors left */
 out:
-	jd_http_free(ds.http);
-	jd_sched_free(ds.sched);
+	/* The store first: it commits what is pending and runs the last
+	 * callbacks, which may answer requests (http) about jobs (sched). */
 	if (store)
 		store->ops->free(store);
+	jd_http_free(ds.http);
+	jd_sched_free(ds.sched);
 	if (ds.base)
 		event_base_free(ds.base);
 	jd_plugins_unload();

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -46,6 +47,9 @@ struct jd_sched {
 
 	int draining;
 	struct jd_timer grace;
+
+	struct event *sweep_ev;
+	struct jd_job *sweep_at; /* where the retention sweep goes on */
 	void (*drained)(void *arg);
 	void *drained_arg;
 };
@@ -215,6 +219,8 @@ void jd_sched_free(struct jd_sched *s)
 		jd_job_free(j);
 	}
 	free(s->buckets);
+	if (s->sweep_ev)
+		event_free(s->sweep_ev);
 	jd_heap_cleanup(&s->deadlines);
 	if (s->timer_ev)
 		event_free(s->timer_ev);
@@ -274,6 +280,21 @@ static void set_state(struct jd_sched *s, struct jd_job *job, enum jd_state st)
 }
 
 static void maybe_drained(struct jd_sched *s);
+static void wake_waiters(struct jd_sched *s, struct jd_job *job);
+
+struct barrier {
+	struct jd_sched *s;
+	struct jd_job *job;
+};
+
+static void on_end_stored(void *arg, int status)
+{
+	struct barrier *b = arg;
+	(void)status; /* stored or not, the job has ended: tell its waiters */
+	b->job->wake_pending = 0;
+	wake_waiters(b->s, b->job);
+	free(b);
+}
 
 /* Call the waiters satisfied by the job's new state. Each is unlinked
  * before its callback, which may free it. */
@@ -314,8 +335,17 @@ static void finish(struct jd_sched *s, struct jd_job *job, enum jd_state st)
 	set_state(s, job, st);
 	job->finished_at = jd_real_us();
 	s->store->ops->update(s->store, job);
-
-	wake_waiters(s, job);
+	/* A result is stored before anyone is told: an empty put is a barrier
+	 * that comes back once everything queued before it is committed. */
+	job->wake_pending = 1;
+	struct barrier *b = malloc(sizeof(*b));
+	if (b) {
+		*b = (struct barrier){ s, job };
+		s->store->ops->put(s->store, NULL, 0, on_end_stored, b);
+	} else {
+		job->wake_pending = 0;
+		wake_waiters(s, job);
+	}
 	maybe_drained(s);
 }
 
@@ -479,6 +509,123 @@ void jd_sched_submit(struct jd_sched *s, struct jd_job *job, jd_submit_done_fn d
 	s->store->ops->put(s->store, &p->job, 1, on_stored, p);
 }
 
+/* ---- recovery ---- */
+
+int jd_sched_restore(struct jd_sched *s, struct jd_job *job)
+{
+	struct jd_executor *ex = jd_sched_executor(s, job->executor);
+	if (!ex) {
+		jd_job_free(job);
+		return 0; /* an executor this build does not have: nothing to do */
+	}
+	job->seq = ++s->seq;
+	job->qslot = JD_HEAP_NONE;
+	job->deadline.slot = JD_HEAP_NONE;
+	job->worker = -1;
+	if (table_insert(s, job) < 0) {
+		jd_job_free(job);
+		return -ENOMEM;
+	}
+	s->by_state[job->state]++;
+	if (job->state == JD_RUNNING) {
+		/* jobd stopped under it. Run it again (its attempt counts up when
+		 * it starts), unless it asked not to be. */
+		if (job->no_restart) {
+			jd_job_set_error(job, "restarted",
+					 "jobd restarted while the job was running, and the job is "
+					 "not restartable");
+			set_state(s, job, JD_FAILED);
+			job->finished_at = jd_real_us();
+			s->store->ops->update(s->store, job);
+			return 0;
+		}
+		set_state(s, job, JD_QUEUED);
+		job->started_at = 0;
+		free(job->result);
+		job->result = NULL;
+		s->store->ops->update(s->store, job);
+	}
+	if (job->state == JD_QUEUED && jd_heap_push(&ex->queue, job) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Retention: forget terminal jobs past their time, a bounded slice at a
+ * time so the loop never stalls, with their output files. */
+#define SWEEP_SCAN 20000 /* jobs looked at per pass */
+#define SWEEP_DROP 2000  /* jobs forgotten per pass */
+
+static void forget(struct jd_sched *s, struct jd_job *job)
+{
+	size_t h = jd_id_hash(&job->id) & (s->nbuckets - 1);
+	for (struct jd_job **p = &s->buckets[h]; *p; p = &(*p)->hnext) {
+		if (*p == job) {
+			*p = job->hnext;
+			break;
+		}
+	}
+	if (job->newer)
+		job->newer->older = job->older;
+	else
+		s->newest = job->older;
+	if (job->older)
+		job->older->newer = job->newer;
+	else
+		s->oldest = job->newer;
+	if (s->sweep_at == job)
+		s->sweep_at = job->newer;
+	s->njobs--;
+	s->by_state[job->state]--;
+	if (job->output) {
+		char path[4096], id[JD_ID_STRLEN];
+		jd_id_format(&job->id, id);
+		for (int i = 0; i < 2; i++) {
+			snprintf(path, sizeof(path), "%s/output/%s.%s", s->cfg->state_dir, id,
+				 i ? "stderr" : "stdout");
+			unlink(path);
+		}
+	}
+	jd_job_free(job);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct jd_sched *s = arg;
+	struct jd_id *gone = malloc(SWEEP_DROP * sizeof(*gone));
+	size_t ngone = 0;
+	int64_t now = jd_real_us();
+	(void)fd;
+	(void)what;
+	if (!s->sweep_at)
+		s->sweep_at = s->oldest;
+	for (int scanned = 0; gone && s->sweep_at && scanned < SWEEP_SCAN && ngone < SWEEP_DROP;
+	     scanned++) {
+		struct jd_job *j = s->sweep_at;
+		s->sweep_at = j->newer;
+		double keep = j->retention > 0 ? j->retention : s->cfg->retention;
+		if (!jd_state_terminal(j->state) || j->running_in_executor || j->waiters ||
+		    j->wake_pending || j->finished_at + (int64_t)(keep * 1e6) > now)
+			continue;
+		gone[ngone++] = j->id;
+		forget(s, j);
+	}
+	if (ngone)
+		s->store->ops->remove(s->store, gone, ngone);
+	free(gone);
+	/* More to look at: come back at once; else in a second. */
+	struct timeval tv = { s->sweep_at ? 0 : 1, 0 };
+	evtimer_add(s->sweep_ev, &tv);
+}
+
+void jd_sched_start_retention(struct jd_sched *s)
+{
+	struct timeval tv = { 1, 0 };
+	if (!s->sweep_ev)
+		s->sweep_ev = evtimer_new(s->base, on_sweep, s);
+	if (s->sweep_ev)
+		evtimer_add(s->sweep_ev, &tv);
+}
+
 /* ---- cancellation and completion ---- */
 
 int jd_sched_cancel(struct jd_sched *s, struct jd_job *job)
@@ -517,6 +664,18 @@ void jd_sched_complete(struct jd_sched *s, struct jd_job *job, int status, char 
 	}
 	free(job->result);
 	job->result = result;
+	if (result && !job->stop_state && strlen(result) > (size_t)s->cfg->max_result) {
+		char msg[160];
+		snprintf(msg, sizeof(msg),
+			 "the result is %zu bytes; the limit (max_result) is %lld bytes",
+			 strlen(result), (long long)s->cfg->max_result);
+		free(job->result);
+		job->result = NULL;
+		jd_job_set_error(job, "result_too_large", msg);
+		finish(s, job, JD_FAILED);
+		jd_sched_dispatch(s, ex);
+		return;
+	}
 	if (job->stop_state) {
 		/* Stopped on request: the error was set when it was asked. */
 		finish(s, job, (enum jd_state)job->stop_state);

@@ -54,6 +54,14 @@ typedef void (*jd_submit_done_fn)(void *arg, int status, struct jd_job *job);
 void jd_sched_submit(struct jd_sched *s, struct jd_job *job, jd_submit_done_fn done, void *arg);
 
 struct jd_job *jd_sched_find(struct jd_sched *s, const struct jd_id *id);
+
+/* At start, before the loop runs: take a job loaded from the store (in ID
+ * order). Queued jobs queue again; jobs that were running are queued to run
+ * again, or fail when they are not restartable. Takes ownership. */
+int jd_sched_restore(struct jd_sched *s, struct jd_job *job);
+
+/* Forget terminal jobs past their retention, in the background. */
+void jd_sched_start_retention(struct jd_sched *s);
 /* The newest job; follow job->older for the rest. */
 struct jd_job *jd_sched_newest(struct jd_sched *s);
 

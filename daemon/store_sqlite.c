@@ -84,8 +84,8 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == JD_STORE_SQLITE_SCH
 
 static const char sql_insert[] =
     "INSERT INTO jobs (id, state, task, executor, priority, timeout, attempt, created_at,"
-    " started_at, finished_at, params, labels, result, error, device, output)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+    " started_at, finished_at, params, labels, result, error, device, output, extra)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 /* A job's task, params, labels, device and creation time never change. */
 static const char sql_update[] =
     "UPDATE jobs SET state = ?2, executor = ?4, priority = ?5, timeout = ?6, attempt = ?7,"
@@ -94,11 +94,11 @@ static const char sql_update[] =
 static const char sql_delete[] = "DELETE FROM jobs WHERE id = ?1";
 static const char sql_load[] =
     "SELECT id, state, task, executor, priority, timeout, attempt, created_at, started_at,"
-    " finished_at, params, labels, result, error, device, output FROM jobs ORDER BY id";
+    " finished_at, params, labels, result, error, device, output, extra FROM jobs ORDER BY id";
 
 /* ---- queue entries ---- */
 
-enum { S_TASK, S_PARAMS, S_LABELS, S_RESULT, S_ERROR, S_DEVICE, S_OUTPUT, S_COUNT };
+enum { S_TASK, S_PARAMS, S_LABELS, S_RESULT, S_ERROR, S_DEVICE, S_OUTPUT, S_EXTRA, S_COUNT };
 
 /* A job as the store writes it. The strings point into data (NULL for SQL
  * NULL); an update carries only the ones that can change. */
@@ -160,8 +160,14 @@ static struct row *row_new(const struct jd_job *job, int whole)
 {
 	const char *src[S_COUNT] = { NULL };
 	size_t len[S_COUNT] = { 0 }, total = 0;
-	char output[192];
+	char output[192], extra[96];
 
+	if (whole && (job->no_restart || job->retention > 0)) {
+		/* Fields set at submission that the table has no column for. */
+		snprintf(extra, sizeof(extra), "{\"restartable\":%s,\"retention\":%.17g}",
+			 job->no_restart ? "false" : "true", job->retention);
+		src[S_EXTRA] = extra;
+	}
 	if (whole) {
 		assert(job->task);
 		src[S_TASK] = job->task->name;
@@ -314,6 +320,7 @@ static int write_row(sqlite3_stmt *stmt, const struct row *r, int whole)
 		bind_text(stmt, 11, r->s[S_PARAMS]);
 		bind_text(stmt, 12, r->s[S_LABELS]);
 		bind_text(stmt, 15, r->s[S_DEVICE]);
+		bind_text(stmt, 17, r->s[S_EXTRA]);
 	}
 	int rc = sqlite3_step(stmt);
 	sqlite3_reset(stmt);
@@ -745,6 +752,16 @@ static int row_to_job(sqlite3_stmt *q, struct task_cache *tc, struct jd_job **ou
 		oom |= !(job->output = calloc(1, sizeof(*job->output)));
 		if (job->output && output && parse_output(output, job->output) < 0)
 			jd_warn("store: job %s: unreadable output record", id);
+	}
+	const char *extra = (const char *)sqlite3_column_text(q, 16);
+	if (extra) {
+		cJSON *x = cJSON_Parse(extra);
+		const cJSON *rs = cJSON_GetObjectItemCaseSensitive(x, "restartable");
+		const cJSON *rt = cJSON_GetObjectItemCaseSensitive(x, "retention");
+		job->no_restart = cJSON_IsFalse(rs);
+		if (cJSON_IsNumber(rt) && rt->valuedouble > 0)
+			job->retention = rt->valuedouble;
+		cJSON_Delete(x);
 	}
 	if (oom) {
 		jd_job_free(job);

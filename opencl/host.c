@@ -51,7 +51,7 @@
 
 #define CHANNEL        3
 #define MAX_PROGRAMS   64 /* programs kept built in memory */
-#define POOL_KEEP_MAX  ((cl_ulong)1024 * 1024 * 1024)
+#define POOL_KEEP_MAX  ((cl_ulong)256 * 1024 * 1024)
 #define JSON_INT_MAX_I ((int64_t)9007199254740991)
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -312,7 +312,7 @@ static int host_init(struct jd_cl_host *h, const char *cache_dir)
 		return -ENOMEM;
 	}
 	/* Idle buffers kept for reuse: a quarter of the device's memory, at
-	 * most 1 GiB. */
+	 * most 256 MiB (on a CPU device that is this process's memory). */
 	keep = h->dev.global_mem / 4;
 	if (keep > POOL_KEEP_MAX)
 		keep = POOL_KEEP_MAX;
@@ -459,9 +459,12 @@ static int device_main(const char *jid, const char *cache_dir)
 	jd_cl_builtins_init(&h, &b);
 	double warmup_ms = jd_cl_now_ms() - t0;
 
-	jd_info("opencl %s: %s ready in %.1f ms (built-in kernels %s%s%s, %.1f ms)", h.dev.jid,
-		h.dev.name, warmup_ms, h.builtins ? "from " : "", h.builtins ? b.cache : "failed",
-		h.builtins ? "" : "", b.ms);
+	if (h.builtins)
+		jd_info("opencl %s: %s ready in %.1f ms (built-in kernels: %s, %.1f ms)", h.dev.jid,
+			h.dev.name, warmup_ms, b.cache, b.ms);
+	else
+		jd_warn("opencl %s: %s ready in %.1f ms, without the built-in kernels (%s)",
+			h.dev.jid, h.dev.name, warmup_ms, h.builtins_error);
 	if (send_hello(&h, warmup_ms, &b) < 0) {
 		jd_err("opencl %s: cannot say hello to jobd", h.dev.jid);
 		host_cleanup(&h);

@@ -456,7 +456,7 @@ static void test_write_queued(void **state)
 	assert_int_equal(jd_id_parse("017f22e2-79b0-7cc3-98c4-dc0c0c07398f", &job->id), 0);
 	job->created_at = 1700000000123456;
 	v = write_job(job);
-	assert_int_equal(count_fields(v), 16); /* with "device" */
+	assert_int_equal(count_fields(v), 18); /* with device, restartable, retention */
 	assert_field_string(v, "id", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f");
 	assert_field_string(v, "task", "square");
 	assert_field_string(v, "executor", "thread");
@@ -500,7 +500,7 @@ static void test_write_finished(void **state)
 	    job->error, "{\"type\":\"task_failed\",\"message\":\"it \\\"broke\\\"\\n\\\\ badly\"}");
 
 	v = write_job(job);
-	assert_int_equal(count_fields(v), 16); /* with "device" */
+	assert_int_equal(count_fields(v), 18); /* with device, restartable, retention */
 	assert_field_string(v, "id", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f");
 	assert_field_string(v, "task", "square");
 	assert_field_string(v, "executor", "process");
