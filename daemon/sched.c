@@ -410,7 +410,8 @@ static void start_job(struct jd_sched *s, struct jd_executor *ex, struct jd_job 
 void jd_sched_requeue(struct jd_sched *s, struct jd_job *job)
 {
 	struct jd_executor *ex = jd_sched_executor(s, job->executor);
-	assert(job->state == JD_RUNNING);
+	if (job->state != JD_RUNNING)
+		return; /* shelved at shut-down already */
 	job->running_in_executor = 0;
 	if (job->stop_state) {
 		/* It was being stopped anyway: it is stopped now. */
@@ -655,8 +656,9 @@ void jd_sched_complete(struct jd_sched *s, struct jd_job *job, int status, char 
 {
 	struct jd_executor *ex = jd_sched_executor(s, job->executor);
 	job->running_in_executor = 0;
-	if (jd_state_terminal(job->state)) {
-		/* Ended already (cancelled, timed out): the slot is free again. */
+	if (job->state != JD_RUNNING) {
+		/* Ended already (cancelled, timed out) or shelved at shut-down:
+		 * the slot is free again, the report is not wanted. */
 		free(result);
 		jd_sched_dispatch(s, ex);
 		maybe_drained(s);
@@ -726,8 +728,32 @@ void jd_sched_unwait(struct jd_sched *s, struct jd_waiter *w)
 
 /* ---- shutdown ---- */
 
+/* Shut-down with a durable store: a job still running when the grace is
+ * over is stopped and stored queued, to run again after the next start. */
+static void shelve(struct jd_sched *s, struct jd_job *job)
+{
+	struct jd_executor *ex = jd_sched_executor(s, job->executor);
+	if (job->running_in_executor)
+		ex->ops->stop_job(ex, job); /* its late completion is ignored */
+	job->running_in_executor = 0;
+	ex->running--;
+	jd_sched_timer_stop(s, &job->deadline);
+	set_state(s, job, JD_QUEUED);
+	job->started_at = 0;
+	job->worker = -1;
+	job->device_used = NULL;
+	s->store->ops->update(s->store, job);
+}
+
 static void stop_all(struct jd_sched *s, enum jd_state running_to)
 {
+	if (s->store->ops->load) {
+		/* Nothing is lost: what runs is shelved, what waits stays. */
+		for (struct jd_job *j = s->oldest; j; j = j->newer)
+			if (j->state == JD_RUNNING)
+				shelve(s, j);
+		return;
+	}
 	/* Walk from the oldest: queued and running jobs are mostly old. */
 	for (struct jd_job *j = s->oldest; j; j = j->newer) {
 		if (j->state == JD_RUNNING)

@@ -97,8 +97,11 @@ void jd_sched_timer_start(struct jd_sched *s, struct jd_timer *t, int64_t when_m
 void jd_sched_timer_stop(struct jd_sched *s, struct jd_timer *t);
 
 /* Begin a shutdown: no new submissions (-ESHUTDOWN), no new starts; running
- * jobs get `grace` seconds, then are stopped, and queued jobs are cancelled.
- * `done` is called on the loop thread when nothing runs any more. */
+ * jobs get `grace` seconds. Then, with a durable store, jobs still running
+ * are stopped and stored queued, and queued jobs stay queued: all of them
+ * run after the next start. With the memory store they are cancelled
+ * (error type "shutdown"). `done` is called on the loop thread when nothing
+ * runs any more. */
 void jd_sched_drain(struct jd_sched *s, double grace, void (*done)(void *arg), void *arg);
 int jd_sched_draining(const struct jd_sched *s);
 

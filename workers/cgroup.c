@@ -166,3 +166,32 @@ void jd_cgroup_teardown(const char *dir)
 		closedir(d);
 	rmdir(dir);
 }
+
+void jd_cgroup_reap_stale(const char *dir)
+{
+	/* dir is <parent>/jobd-<pid>.jobs: look at its siblings. */
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", dir);
+	char *slash = strrchr(parent, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	DIR *d = opendir(parent);
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL) {
+		int pid;
+		char tail[16];
+		if (sscanf(e->d_name, "jobd-%d.%15s", &pid, tail) != 2 ||
+		    strcmp(tail, "jobs") != 0 || pid == (int)getpid() || kill(pid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		/* A jobd that died without cleaning up: whatever its jobs left
+		 * behind goes now. */
+		char path[PATH_MAX + 300];
+		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
+		jd_info("removing job cgroups left by jobd %d, which is gone", pid);
+		jd_cgroup_teardown(path);
+	}
+	if (d)
+		closedir(d);
+}

@@ -17,6 +17,9 @@ char *jd_cgroup_setup(void);
 void jd_cgroup_kill_job(const char *dir, const char *id);
 /* Whether job cgroups under dir can take a memory limit. */
 int jd_cgroup_has_memory(const char *dir);
+/* Kill and remove the job cgroups of jobd instances that died (their
+ * jobd-<pid>.jobs directories beside `dir`). */
+void jd_cgroup_reap_stale(const char *dir);
 /* Remove the directory (and any job cgroups left in it). */
 void jd_cgroup_teardown(const char *dir);
 

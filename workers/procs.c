@@ -305,6 +305,8 @@ static int procs_start(struct jd_executor *ex)
 		return -errno;
 	}
 	p->cgroup_dir = jd_cgroup_setup();
+	if (p->cgroup_dir)
+		jd_cgroup_reap_stale(p->cgroup_dir);
 	p->w = calloc((size_t)p->n, sizeof(*p->w));
 	if (!p->w)
 		return -ENOMEM;
