@@ -19,6 +19,7 @@
 
 #include "daemon/api.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/timeutil.h"
 #include "version.h"
 #include "opencl/executor.h"
@@ -46,6 +47,8 @@ static void h_stderr(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_executors(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_tasks(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_health(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_ready(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_metrics(struct jd_api *api, struct jd_req *r, const char *id);
 
 static const struct route routes[] = {
 	{ "/", JD_GET, h_index },
@@ -58,6 +61,8 @@ static const struct route routes[] = {
 	{ "/v1/executors", JD_GET, h_executors },
 	{ "/v1/tasks", JD_GET, h_tasks },
 	{ "/v1/health", JD_GET, h_health },
+	{ "/v1/ready", JD_GET, h_ready },
+	{ "/metrics", JD_GET, h_metrics },
 	{ NULL, 0, NULL },
 };
 
@@ -110,6 +115,7 @@ void jd_api_handle(struct jd_req *r, void *arg)
 		if (!match(rt->pattern, r->url, id, sizeof(id)))
 			continue;
 		if (rt->method == (unsigned)m) {
+			r->route = rt->pattern;
 			rt->fn(api, r, id);
 			return;
 		}
@@ -839,6 +845,27 @@ static void h_tasks(struct jd_api *api, struct jd_req *r, const char *id)
 	}
 	jd_buf_adds(&b, "]}");
 	reply_json(r, 200, &b);
+}
+
+static void h_metrics(struct jd_api *api, struct jd_req *r, const char *id)
+{
+	struct jd_buf b;
+	(void)id;
+	jd_buf_init(&b, 16384);
+	jd_metrics_write(api->sched, api->ready, &b);
+	jd_req_reply_buf(r, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+/* Readiness: true once jobd has recovered its jobs and listens (the same
+ * moment it sends READY=1), false again while it drains. */
+static void h_ready(struct jd_api *api, struct jd_req *r, const char *id)
+{
+	struct jd_buf b;
+	int ready = api->ready && !jd_sched_draining(api->sched);
+	(void)id;
+	jd_buf_init(&b, 64);
+	jd_buf_printf(&b, "{\"ready\":%s}", ready ? "true" : "false");
+	reply_json(r, ready ? 200 : 503, &b);
 }
 
 static void h_health(struct jd_api *api, struct jd_req *r, const char *id)

@@ -17,6 +17,7 @@ struct jd_api {
 	struct jd_sched *sched;
 	const struct jd_config *cfg;
 	int64_t started_mono;
+	int ready; /* recovered and listening (READY=1 sent) */
 };
 
 /* The jd_http handler: routes one request. `arg` is a struct jd_api. */

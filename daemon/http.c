@@ -28,6 +28,7 @@
 
 #include "daemon/http.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 
 struct jd_http {
 	struct event_base *base;
@@ -197,6 +198,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r)
 		return;
 	*con_cls = NULL;
+	if (r->replied)
+		jd_metrics_http(r->route, r->status);
 	if (r->suspended)
 		susp_remove(h, r);
 	if (!r->replied && r->on_abort)

@@ -36,6 +36,7 @@ struct jd_req {
 	 * can drop its waiters and timers. The request is freed after. */
 	void (*on_abort)(struct jd_req *r);
 	void *data;
+	const char *route; /* set by the router, for metrics (a static string) */
 	/* private to http.c */
 	int too_large, suspended, replied, closed;
 	unsigned status;

@@ -458,7 +458,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; jd_sched_executor_at(ds.sched, i); i++)
 		jd_sched_dispatch(ds.sched, jd_sched_executor_at(ds.sched, i));
 	jd_sched_start_retention(ds.sched);
-	ds.api = (struct jd_api){ ds.sched, &ds.cfg, jd_mono_us() };
+	ds.api = (struct jd_api){ ds.sched, &ds.cfg, jd_mono_us(), 0 };
 	ds.http = jd_http_new(ds.base, &ds.cfg, fd, jd_api_handle, &ds.api);
 	if (!ds.http)
 		goto out;
@@ -472,6 +472,7 @@ int main(int argc, char **argv)
 
 	jd_log_always(JD_LOG_NOTICE, "jobd %s listening on %s (state in %s, %lld threads)",
 		      JOBD_VERSION, bound, ds.cfg.state_dir, (long long)ds.cfg.threads);
+	ds.api.ready = 1;
 	notify_status(&ds, "READY=1\n");
 	struct timeval status_tv = { 5, 0 };
 	ds.status_ev = event_new(ds.base, -1, EV_PERSIST, on_status_timer, &ds);

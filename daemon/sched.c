@@ -18,6 +18,7 @@
 
 #include "daemon/heap.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/sched.h"
 #include "daemon/timeutil.h"
 #include "workers/tasks.h"
@@ -335,6 +336,7 @@ static void finish(struct jd_sched *s, struct jd_job *job, enum jd_state st)
 	set_state(s, job, st);
 	job->finished_at = jd_real_us();
 	s->store->ops->update(s->store, job);
+	jd_metrics_finished(job);
 	/* A result is stored before anyone is told: an empty put is a barrier
 	 * that comes back once everything queued before it is committed. */
 	job->wake_pending = 1;
@@ -386,6 +388,7 @@ static void start_job(struct jd_sched *s, struct jd_executor *ex, struct jd_job 
 	set_state(s, job, JD_RUNNING);
 	job->started_at = jd_real_us();
 	job->attempt++;
+	jd_metrics_started(job);
 	ex->running++;
 	job->running_in_executor = 1;
 	if (job->timeout > 0) {
@@ -456,6 +459,7 @@ struct pending {
 	struct jd_job *job;
 	jd_submit_done_fn done;
 	void *arg;
+	int64_t put_at; /* for the store commit latency */
 };
 
 static void on_stored(void *arg, int status)
@@ -477,6 +481,8 @@ static void on_stored(void *arg, int status)
 		return;
 	}
 	s->by_state[JD_QUEUED]++;
+	jd_metrics_submitted(job);
+	jd_metrics_store_commit((double)(jd_mono_us() - p->put_at) / 1e6);
 	p->done(p->arg, 0, job);
 	free(p);
 	jd_sched_dispatch(s, ex);
@@ -505,7 +511,7 @@ void jd_sched_submit(struct jd_sched *s, struct jd_job *job, jd_submit_done_fn d
 	job->created_at = jd_real_us();
 	job->seq = ++s->seq;
 	job->state = JD_QUEUED;
-	*p = (struct pending){ s, job, done, arg };
+	*p = (struct pending){ s, job, done, arg, jd_mono_us() };
 	s->pending++;
 	s->store->ops->put(s->store, &p->job, 1, on_stored, p);
 }

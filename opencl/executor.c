@@ -652,6 +652,27 @@ static void ocl_describe(const struct jd_executor *ex, struct jd_buf *b)
 	jd_buf_addc(b, ']');
 }
 
+static void ocl_metrics(const struct jd_executor *ex, struct jd_buf *b)
+{
+	const struct ocl *o = OCL(ex);
+	jd_buf_adds(b, "# HELP jobd_opencl_device_busy_seconds_total Kernel time, by device.\n"
+		       "# TYPE jobd_opencl_device_busy_seconds_total counter\n");
+	for (int i = 0; i < o->ndev; i++)
+		jd_buf_printf(b, "jobd_opencl_device_busy_seconds_total{device=\"%s\"} %.6f\n",
+			      o->dev[i].id, o->dev[i].busy_ms / 1e3);
+	jd_buf_adds(b, "# HELP jobd_opencl_host_restarts_total Device hosts started again.\n"
+		       "# TYPE jobd_opencl_host_restarts_total counter\n");
+	for (int i = 0; i < o->ndev; i++)
+		jd_buf_printf(b, "jobd_opencl_host_restarts_total{device=\"%s\"} %lu\n",
+			      o->dev[i].id, o->dev[i].restarts);
+	jd_buf_adds(b, "# HELP jobd_opencl_hosts_ready Device hosts ready for jobs.\n"
+		       "# TYPE jobd_opencl_hosts_ready gauge\n");
+	int ready = 0;
+	for (int i = 0; i < o->ndev; i++)
+		ready += o->dev[i].state == D_READY;
+	jd_buf_printf(b, "jobd_opencl_hosts_ready %d\n", ready);
+}
+
 static void ocl_free(struct jd_executor *ex)
 {
 	struct ocl *o = OCL(ex);
@@ -676,6 +697,7 @@ static const struct jd_executor_ops ocl_ops = {
 	.stop_job = ocl_stop_job,
 	.shutdown = ocl_shutdown,
 	.describe = ocl_describe,
+	.metrics = ocl_metrics,
 	.free = ocl_free,
 };
 

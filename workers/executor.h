@@ -41,6 +41,9 @@ struct jd_executor_ops {
 	/* Append executor-specific members ("\"workers\":4,...") to a JSON
 	 * object being written (no leading or trailing comma). */
 	void (*describe)(const struct jd_executor *ex, struct jd_buf *b);
+	/* Optional: append Prometheus metrics of this executor (with their
+	 * HELP and TYPE lines; names unique to the executor). */
+	void (*metrics)(const struct jd_executor *ex, struct jd_buf *b);
 	void (*free)(struct jd_executor *ex);
 };
 

@@ -431,6 +431,25 @@ static void procs_describe(const struct jd_executor *ex, struct jd_buf *b)
 	jd_buf_addc(b, ']');
 }
 
+static void procs_metrics(const struct jd_executor *ex, struct jd_buf *b)
+{
+	const struct procs *p = PROCS(ex);
+	int alive = 0;
+	for (int i = 0; p->w && i < p->n; i++)
+		alive += p->w[i].state != W_DOWN;
+	jd_buf_printf(b,
+		      "# HELP jobd_process_workers_alive Worker processes running.\n"
+		      "# TYPE jobd_process_workers_alive gauge\njobd_process_workers_alive %d\n"
+		      "# HELP jobd_process_worker_restarts_total Worker processes started again "
+		      "(crashes and recycling).\n"
+		      "# TYPE jobd_process_worker_restarts_total counter\n"
+		      "jobd_process_worker_restarts_total %lu\n"
+		      "# HELP jobd_process_worker_crashes_total Worker processes that died.\n"
+		      "# TYPE jobd_process_worker_crashes_total counter\n"
+		      "jobd_process_worker_crashes_total %lu\n",
+		      alive, p->restarts, p->crashes);
+}
+
 static void procs_free(struct jd_executor *ex)
 {
 	struct procs *p = PROCS(ex);
@@ -452,6 +471,7 @@ static const struct jd_executor_ops procs_ops = {
 	.stop_job = procs_stop_job,
 	.shutdown = procs_shutdown,
 	.describe = procs_describe,
+	.metrics = procs_metrics,
 	.free = procs_free,
 };
 

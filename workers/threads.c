@@ -294,6 +294,17 @@ static void pool_describe(const struct jd_executor *ex, struct jd_buf *b)
 		      p->nthreads - p->idle, p->idle);
 }
 
+static void pool_metrics(const struct jd_executor *ex, struct jd_buf *b)
+{
+	const struct thread_pool *p = POOL(ex);
+	jd_buf_printf(b,
+		      "# HELP jobd_thread_workers Threads of the thread executor, by state.\n"
+		      "# TYPE jobd_thread_workers gauge\n"
+		      "jobd_thread_workers{state=\"busy\"} %d\njobd_thread_workers{state=\"idle\"} "
+		      "%d\n",
+		      p->nthreads - p->idle, p->idle);
+}
+
 static void pool_free(struct jd_executor *ex)
 {
 	struct thread_pool *p = POOL(ex);
@@ -336,6 +347,7 @@ static const struct jd_executor_ops pool_ops = {
 	.stop_job = pool_stop_job,
 	.shutdown = pool_shutdown,
 	.describe = pool_describe,
+	.metrics = pool_metrics,
 	.free = pool_free,
 };
 
