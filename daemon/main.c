@@ -207,10 +207,11 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		  strsignal((int)sig), (unsigned long long)st.running, ds->cfg.shutdown_grace,
 		  (unsigned long long)st.queued);
 	jd_http_quiesce(ds->http);
-	/* Ask for the time the drain needs, plus a margin to write things out. */
+	/* Ask for the time the drain needs - the grace, then kill_grace for
+	 * process jobs to stop - plus a margin to write things out. */
 	char msg[96];
 	snprintf(msg, sizeof(msg), "STOPPING=1\nEXTEND_TIMEOUT_USEC=%llu",
-		 (unsigned long long)((ds->cfg.shutdown_grace + 15) * 1e6));
+		 (unsigned long long)((ds->cfg.shutdown_grace + ds->cfg.kill_grace + 15) * 1e6));
 	jd_notify(msg);
 	notify_status(ds, "");
 	jd_sched_drain(ds->sched, ds->cfg.shutdown_grace, on_drained, ds);
