@@ -27,6 +27,8 @@
 #include "workers/plugins.h"
 #include "workers/tasks.h"
 
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT     1000
 
@@ -39,6 +41,8 @@ struct route {
 
 static void h_index(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_submit(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_batch(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_wait(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_list(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_get(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_cancel(struct jd_api *api, struct jd_req *r, const char *id);
@@ -53,6 +57,8 @@ static void h_metrics(struct jd_api *api, struct jd_req *r, const char *id);
 static const struct route routes[] = {
 	{ "/", JD_GET, h_index },
 	{ "/v1/jobs", JD_POST, h_submit },
+	{ "/v1/jobs/batch", JD_POST, h_batch },
+	{ "/v1/wait", JD_POST, h_wait },
 	{ "/v1/jobs", JD_GET, h_list },
 	{ "/v1/jobs/{id}", JD_GET, h_get },
 	{ "/v1/jobs/{id}/cancel", JD_POST, h_cancel },
@@ -268,23 +274,8 @@ static void on_submit_abort(struct jd_req *r)
 	r->data = NULL;
 }
 
-static void on_submitted(void *arg, int status, struct jd_job *job)
+static void on_submitted_problem(struct jd_req *r, int status)
 {
-	struct submission *sub = arg;
-	struct jd_req *r = sub->r;
-	free(sub);
-	if (!r)
-		return;
-	r->data = NULL;
-	r->on_abort = NULL;
-	if (status == 0) {
-		char loc[64], id[JD_ID_STRLEN];
-		jd_id_format(&job->id, id);
-		snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
-		reply_job(r, 202, job);
-		jd_req_add_header(r, "Location", loc);
-		return;
-	}
 	switch (status) {
 	case -EAGAIN:
 		jd_req_problem(r, 429, "queue-full", "Too many queued jobs", NULL,
@@ -304,8 +295,29 @@ static void on_submitted(void *arg, int status, struct jd_job *job)
 	}
 }
 
+static void on_submitted(void *arg, int status, struct jd_job *job)
+{
+	struct submission *sub = arg;
+	struct jd_req *r = sub->r;
+	free(sub);
+	if (!r)
+		return;
+	r->data = NULL;
+	r->on_abort = NULL;
+	if (status < 0) {
+		on_submitted_problem(r, status);
+		return;
+	}
+	char loc[64], id[JD_ID_STRLEN];
+	jd_id_format(&job->id, id);
+	snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
+	reply_job(r, 202, job);
+	jd_req_add_header(r, "Location", loc);
+}
+
 /* An exec job may ask for limits lower than jobd's, not higher. */
-static int check_exec_limits(struct jd_api *api, struct jd_req *r, const struct jd_job *job)
+static int check_exec_limits(struct jd_api *api, struct jd_req *r, const struct jd_job *job,
+			     const char *prefix)
 {
 	static const struct {
 		const char *name, *key;
@@ -321,7 +333,7 @@ static int check_exec_limits(struct jd_api *api, struct jd_req *r, const struct 
 		const cJSON *l = cJSON_GetObjectItemCaseSensitive(lim, names[i].name);
 		if (l && max[i] > 0 && l->valuedouble > max[i]) {
 			char field[64];
-			snprintf(field, sizeof(field), "params.limits.%s", names[i].name);
+			snprintf(field, sizeof(field), "%sparams.limits.%s", prefix, names[i].name);
 			jd_req_problem(r, 400, "invalid-job", "Invalid job", field,
 				       "%s: %g is above this jobd's %s of %g", field,
 				       l->valuedouble, names[i].key, max[i]);
@@ -333,57 +345,355 @@ static int check_exec_limits(struct jd_api *api, struct jd_req *r, const struct 
 	return rc;
 }
 
+/* Validate one job of a request body and build it, or answer the problem
+ * (fields named after `prefix`, "" or "jobs[3]."). NULL when answered. */
+static struct jd_job *accept_job(struct jd_api *api, struct jd_req *r, const cJSON *body,
+				 const char *prefix)
+{
+	struct jd_error err = { 0 };
+	struct jd_job *job = NULL;
+	char field[160];
+	int rc = jd_job_from_json(body, jd_sched_available(api->sched), api->cfg->default_timeout,
+				  &job, &err);
+	if (rc == -ENOMEM) {
+		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL, "out of memory");
+		return NULL;
+	}
+	if (rc < 0) {
+		snprintf(field, sizeof(field), "%s%s", err.field[0] ? prefix : "", err.field);
+		if (!err.field[0] && prefix[0])
+			snprintf(field, sizeof(field), "%.*s", (int)strlen(prefix) - 1, prefix);
+		jd_req_problem(r, 400, "invalid-job", "Invalid job", field, "%s%s%s", field,
+			       field[0] ? ": " : "", err.message);
+		return NULL;
+	}
+	if (job->task == &jd_exec_task && !api->cfg->allow_exec) {
+		jd_job_free(job);
+		snprintf(field, sizeof(field), "%stask", prefix);
+		jd_req_problem(r, 403, "exec-disabled", "Exec disabled", field,
+			       "this jobd does not run commands (allow_exec = no)");
+		return NULL;
+	}
+	if (job->device) {
+		char avail[256];
+		struct jd_executor *ocl = jd_sched_executor(api->sched, JD_EXEC_OPENCL);
+		if (!ocl || !jd_opencl_device_known(ocl, job->device, avail, sizeof(avail))) {
+			snprintf(field, sizeof(field), "%sdevice", prefix);
+			jd_req_problem(r, 400, "invalid-job", "Invalid job", field,
+				       "%s: no OpenCL device \"%s\" here (devices: %s)", field,
+				       job->device, ocl ? avail : "none");
+			jd_job_free(job);
+			return NULL;
+		}
+	}
+	if (job->task == &jd_exec_task && check_exec_limits(api, r, job, prefix) < 0) {
+		jd_job_free(job);
+		return NULL;
+	}
+	return job;
+}
+
+static struct submission *hold(struct jd_req *r)
+{
+	struct submission *sub = malloc(sizeof(*sub));
+	if (!sub) {
+		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL, "out of memory");
+		return NULL;
+	}
+	sub->r = r;
+	r->data = sub;
+	r->on_abort = on_submit_abort;
+	return sub;
+}
+
 static void h_submit(struct jd_api *api, struct jd_req *r, const char *id)
 {
 	(void)id;
 	cJSON *body = parse_body(r);
 	if (!body)
 		return;
-	struct jd_error err = { 0 };
-	struct jd_job *job = NULL;
-	int rc = jd_job_from_json(body, jd_sched_available(api->sched), api->cfg->default_timeout,
-				  &job, &err);
+	struct jd_job *job = accept_job(api, r, body, "");
 	cJSON_Delete(body);
-	if (rc == -ENOMEM) {
-		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL, "out of memory");
+	if (!job)
 		return;
-	}
-	if (rc < 0) {
-		jd_req_problem(r, 400, "invalid-job", "Invalid job", err.field, "%s%s%s", err.field,
-			       err.field[0] ? ": " : "", err.message);
-		return;
-	}
-	if (job->task == &jd_exec_task && !api->cfg->allow_exec) {
+	struct submission *sub = hold(r);
+	if (!sub) {
 		jd_job_free(job);
-		jd_req_problem(r, 403, "exec-disabled", "Exec disabled", "task",
-			       "this jobd does not run commands (allow_exec = no)");
 		return;
 	}
-	if (job->device) {
-		char avail[256];
-		struct jd_executor *ocl = jd_sched_executor(api->sched, JD_EXEC_OPENCL);
-		if (!ocl || !jd_opencl_device_known(ocl, job->device, avail, sizeof(avail))) {
-			jd_req_problem(r, 400, "invalid-job", "Invalid job", "device",
-				       "device: no OpenCL device \"%s\" here (devices: %s)",
-				       job->device, ocl ? avail : "none");
-			jd_job_free(job);
+	jd_sched_submit(api->sched, job, on_submitted, sub);
+}
+
+/* ---- POST /v1/jobs/batch ---- */
+
+static void on_batch_stored(void *arg, int status, struct jd_job **jobs, size_t n)
+{
+	struct submission *sub = arg;
+	struct jd_req *r = sub->r;
+	free(sub);
+	if (!r)
+		return;
+	r->data = NULL;
+	r->on_abort = NULL;
+	if (status < 0) {
+		on_submitted_problem(r, status);
+		return;
+	}
+	struct jd_buf b;
+	jd_buf_init(&b, 64 + n * 40);
+	jd_buf_printf(&b, "{\"count\":%zu,\"ids\":[", n);
+	for (size_t i = 0; i < n; i++) {
+		char idstr[JD_ID_STRLEN];
+		jd_id_format(&jobs[i]->id, idstr);
+		jd_buf_printf(&b, "%s\"%s\"", i ? "," : "", idstr);
+	}
+	jd_buf_adds(&b, "]}");
+	reply_json(r, 202, &b);
+}
+
+static void h_batch(struct jd_api *api, struct jd_req *r, const char *id)
+{
+	(void)id;
+	cJSON *body = parse_body(r);
+	if (!body)
+		return;
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "jobs");
+	for (const cJSON *f = cJSON_IsObject(body) ? body->child : NULL; f; f = f->next) {
+		if (strcmp(f->string, "jobs") != 0) {
+			jd_req_problem(r, 400, "invalid-body", "Invalid body", f->string,
+				       "unknown field \"%.60s\" (the body is {\"jobs\": [...]})",
+				       f->string);
+			cJSON_Delete(body);
 			return;
 		}
 	}
-	if (job->task == &jd_exec_task && check_exec_limits(api, r, job) < 0) {
-		jd_job_free(job);
+	int n = cJSON_IsArray(list) ? cJSON_GetArraySize(list) : -1;
+	if (n < 1 || n > api->cfg->max_batch) {
+		jd_req_problem(r, 400, "invalid-body", "Invalid body", "jobs",
+			       "jobs must be an array of 1 to %lld jobs (max_batch)",
+			       (long long)api->cfg->max_batch);
+		cJSON_Delete(body);
 		return;
 	}
-	struct submission *sub = malloc(sizeof(*sub));
-	if (!sub) {
-		jd_job_free(job);
+	struct jd_job **jobs = calloc((size_t)n, sizeof(*jobs));
+	if (!jobs) {
+		cJSON_Delete(body);
 		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL, "out of memory");
 		return;
 	}
-	sub->r = r;
-	r->data = sub;
-	r->on_abort = on_submit_abort;
-	jd_sched_submit(api->sched, job, on_submitted, sub);
+	int k = 0;
+	for (const cJSON *j = list->child; j; j = j->next, k++) {
+		char prefix[32];
+		snprintf(prefix, sizeof(prefix), "jobs[%d].", k);
+		if (!(jobs[k] = accept_job(api, r, j, prefix)))
+			break;
+	}
+	cJSON_Delete(body);
+	struct submission *sub = k == n ? hold(r) : NULL;
+	if (!sub) {
+		for (int i = 0; i < k && i < n; i++)
+			jd_job_free(jobs[i]);
+		free(jobs);
+		return;
+	}
+	jd_sched_submit_many(api->sched, jobs, (size_t)n, on_batch_stored, sub);
+	free(jobs);
+}
+
+/* ---- POST /v1/wait ---- */
+
+enum return_when { FIRST_COMPLETED, ALL_COMPLETED, FIRST_EXCEPTION };
+
+struct multi_wait;
+struct mw_waiter {
+	struct jd_waiter w;
+	struct multi_wait *mw;
+};
+
+struct multi_wait {
+	struct jd_api *api;
+	struct jd_req *r;
+	enum return_when when;
+	struct jd_timer t;
+	size_t n;
+	struct jd_job **jobs;
+	struct mw_waiter *waiters;
+};
+
+static int mw_condition(const struct multi_wait *mw)
+{
+	size_t done = 0;
+	for (size_t i = 0; i < mw->n; i++) {
+		const struct jd_job *j = mw->jobs[i];
+		if (!jd_state_terminal(j->state))
+			continue;
+		done++;
+		if (mw->when == FIRST_COMPLETED)
+			return 1;
+		if (mw->when == FIRST_EXCEPTION && j->state != JD_SUCCEEDED)
+			return 1;
+	}
+	return done == mw->n;
+}
+
+static void mw_free(struct multi_wait *mw)
+{
+	for (size_t i = 0; i < mw->n; i++)
+		jd_sched_unwait(mw->api->sched, &mw->waiters[i].w);
+	jd_sched_timer_stop(mw->api->sched, &mw->t);
+	free(mw->waiters);
+	free(mw->jobs);
+	free(mw);
+}
+
+static void mw_reply(struct jd_req *r, struct jd_job **jobs, size_t n)
+{
+	struct jd_buf b;
+	jd_buf_init(&b, 64 + n * 40);
+	for (int pass = 0; pass < 2; pass++) {
+		jd_buf_adds(&b, pass ? "],\"not_done\":[" : "{\"done\":[");
+		int first = 1;
+		for (size_t i = 0; i < n; i++) {
+			if (jd_state_terminal(jobs[i]->state) != !pass)
+				continue;
+			char idstr[JD_ID_STRLEN];
+			jd_id_format(&jobs[i]->id, idstr);
+			jd_buf_printf(&b, "%s\"%s\"", first ? "" : ",", idstr);
+			first = 0;
+		}
+	}
+	jd_buf_adds(&b, "]}");
+	reply_json(r, 200, &b);
+}
+
+static void mw_end(struct multi_wait *mw)
+{
+	struct jd_req *r = mw->r;
+	r->data = NULL;
+	r->on_abort = NULL;
+	mw_reply(r, mw->jobs, mw->n);
+	mw_free(mw);
+}
+
+static void mw_on_job(struct jd_waiter *w)
+{
+	struct multi_wait *mw = container_of(w, struct mw_waiter, w)->mw;
+	if (mw_condition(mw))
+		mw_end(mw);
+}
+
+static void mw_on_timeout(struct jd_timer *t)
+{
+	mw_end(container_of(t, struct multi_wait, t));
+}
+
+static void mw_on_abort(struct jd_req *r)
+{
+	mw_free(r->data);
+	r->data = NULL;
+}
+
+static void h_wait(struct jd_api *api, struct jd_req *r, const char *unused)
+{
+	(void)unused;
+	cJSON *body = parse_body(r);
+	if (!body)
+		return;
+	const cJSON *ids = NULL, *when = NULL, *timeout = NULL;
+	const char *bad = NULL;
+	for (const cJSON *f = cJSON_IsObject(body) ? body->child : NULL; f; f = f->next) {
+		if (strcmp(f->string, "ids") == 0)
+			ids = f;
+		else if (strcmp(f->string, "return_when") == 0)
+			when = f;
+		else if (strcmp(f->string, "timeout") == 0)
+			timeout = f;
+		else
+			bad = f->string;
+	}
+	enum return_when rw = ALL_COMPLETED;
+	double secs = api->cfg->max_wait;
+	int n = cJSON_IsArray(ids) ? cJSON_GetArraySize(ids) : -1;
+	if (bad) {
+		jd_req_problem(r, 400, "invalid-body", "Invalid body", bad,
+			       "unknown field \"%.60s\" (ids, return_when, timeout)", bad);
+		goto out;
+	}
+	if (n < 1 || n > 10000) {
+		jd_req_problem(r, 400, "invalid-body", "Invalid body", "ids",
+			       "ids must be an array of 1 to 10000 job IDs");
+		goto out;
+	}
+	if (when && !cJSON_IsNull(when)) {
+		const char *w = cJSON_IsString(when) ? when->valuestring : "";
+		if (strcmp(w, "first_completed") == 0)
+			rw = FIRST_COMPLETED;
+		else if (strcmp(w, "first_exception") == 0)
+			rw = FIRST_EXCEPTION;
+		else if (strcmp(w, "all_completed") != 0) {
+			jd_req_problem(r, 400, "invalid-body", "Invalid body", "return_when",
+				       "return_when must be first_completed, all_completed or "
+				       "first_exception");
+			goto out;
+		}
+	}
+	if (timeout && !cJSON_IsNull(timeout)) {
+		if (!cJSON_IsNumber(timeout) || !(timeout->valuedouble >= 0)) {
+			jd_req_problem(r, 400, "invalid-body", "Invalid body", "timeout",
+				       "timeout must be a number of seconds >= 0");
+			goto out;
+		}
+		if (timeout->valuedouble < secs)
+			secs = timeout->valuedouble;
+	}
+	struct multi_wait *mw = calloc(1, sizeof(*mw));
+	struct jd_job **jobs = calloc((size_t)n, sizeof(*jobs));
+	struct mw_waiter *ws = calloc((size_t)n, sizeof(*ws));
+	if (!mw || !jobs || !ws) {
+		free(mw);
+		free(jobs);
+		free(ws);
+		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL, "out of memory");
+		goto out;
+	}
+	int k = 0;
+	for (const cJSON *e = ids->child; e; e = e->next, k++) {
+		struct jd_id jid;
+		if (!cJSON_IsString(e) || jd_id_parse(e->valuestring, &jid) < 0 ||
+		    !(jobs[k] = jd_sched_find(api->sched, &jid))) {
+			char field[32];
+			snprintf(field, sizeof(field), "ids[%d]", k);
+			jd_req_problem(r, 404, "job-not-found", "No such job", field,
+				       "%s: there is no job with id \"%.40s\"", field,
+				       cJSON_IsString(e) ? e->valuestring : "?");
+			free(mw);
+			free(jobs);
+			free(ws);
+			goto out;
+		}
+	}
+	*mw = (struct multi_wait){
+		.api = api, .r = r, .when = rw, .n = (size_t)n, .jobs = jobs, .waiters = ws
+	};
+	mw->t.slot = JD_HEAP_NONE;
+	mw->t.cb = mw_on_timeout;
+	if (secs <= 0 || mw_condition(mw)) {
+		mw_reply(r, jobs, (size_t)n);
+		mw_free(mw);
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		ws[i].mw = mw;
+		ws[i].w.cb = mw_on_job;
+		ws[i].w.until = JD_SUCCEEDED;
+		if (!jd_state_terminal(jobs[i]->state))
+			jd_sched_wait(api->sched, jobs[i], &ws[i].w);
+	}
+	r->data = mw;
+	r->on_abort = mw_on_abort;
+	jd_sched_timer_start(api->sched, &mw->t, jd_mono_us() + (int64_t)(secs * 1e6));
+out:
+	cJSON_Delete(body);
 }
 
 /* ---- GET /v1/jobs/{id}?wait=S ---- */
@@ -397,8 +707,6 @@ struct long_poll {
 	int stream; /* -1: answer with the job; 0, 1: with its stdout, stderr */
 	uint64_t offset;
 };
-
-#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 static void output_reply(struct jd_api *api, struct jd_req *r, struct jd_job *job, int stream,
 			 uint64_t offset, double wait);

@@ -32,6 +32,7 @@ struct jd_config {
 	int64_t max_result;
 	/* [jobs] */
 	int64_t max_queued;
+	int64_t max_batch;
 	double default_timeout;
 	double shutdown_grace;
 	char *plugin_dir;

@@ -456,64 +456,113 @@ void jd_sched_dispatch(struct jd_sched *s, struct jd_executor *ex)
 
 struct pending {
 	struct jd_sched *s;
-	struct jd_job *job;
-	jd_submit_done_fn done;
+	jd_submit_done_fn done_one;
+	jd_submit_many_fn done_many;
 	void *arg;
 	int64_t put_at; /* for the store commit latency */
+	size_t n;
+	struct jd_job *jobs[];
 };
 
 static void on_stored(void *arg, int status)
 {
 	struct pending *p = arg;
 	struct jd_sched *s = p->s;
-	struct jd_job *job = p->job;
-	struct jd_executor *ex = jd_sched_executor(s, job->executor);
+	size_t inserted = 0;
 
-	s->pending--;
-	if (status == 0)
-		status = table_insert(s, job);
-	if (status == 0 && jd_heap_push(&ex->queue, job) < 0)
-		status = -ENOMEM; /* cannot happen after table_insert succeeded... */
+	s->pending -= p->n;
+	for (; status == 0 && inserted < p->n; inserted++) {
+		struct jd_job *job = p->jobs[inserted];
+		struct jd_executor *ex = jd_sched_executor(s, job->executor);
+		/* The heap is grown first: once in the table, a job must queue. */
+		if (jd_heap_push(&ex->queue, job) < 0) {
+			status = -ENOMEM;
+			break;
+		}
+		if (table_insert(s, job) < 0) {
+			jd_heap_remove(&ex->queue, job);
+			status = -ENOMEM;
+			break;
+		}
+		s->by_state[JD_QUEUED]++;
+		jd_metrics_submitted(job);
+	}
 	if (status < 0) {
-		p->done(p->arg, status, NULL);
-		jd_job_free(job);
+		/* Stored but not taken in (out of memory): they stay in the
+		 * store and come back at the next start; say so, free ours. */
+		for (size_t i = inserted; i < p->n; i++)
+			jd_job_free(p->jobs[i]);
+		if (inserted)
+			jd_err("out of memory taking in %zu stored job(s)", p->n - inserted);
+		if (p->done_one)
+			p->done_one(p->arg, status, NULL);
+		else
+			p->done_many(p->arg, status, NULL, 0);
 		free(p);
 		return;
 	}
-	s->by_state[JD_QUEUED]++;
-	jd_metrics_submitted(job);
 	jd_metrics_store_commit((double)(jd_mono_us() - p->put_at) / 1e6);
-	p->done(p->arg, 0, job);
+	if (p->done_one)
+		p->done_one(p->arg, 0, p->jobs[0]);
+	else
+		p->done_many(p->arg, 0, p->jobs, p->n);
+	unsigned dispatched = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		if (dispatched & p->jobs[i]->executor)
+			continue;
+		dispatched |= p->jobs[i]->executor;
+		jd_sched_dispatch(s, jd_sched_executor(s, p->jobs[i]->executor));
+	}
 	free(p);
-	jd_sched_dispatch(s, ex);
+}
+
+static void submit(struct jd_sched *s, struct jd_job **jobs, size_t n, jd_submit_done_fn one,
+		   jd_submit_many_fn many, void *arg)
+{
+	int r = 0;
+	if (s->draining)
+		r = -ESHUTDOWN;
+	else if (s->by_state[JD_QUEUED] + s->pending + n > (uint64_t)s->cfg->max_queued)
+		r = -EAGAIN;
+	for (size_t i = 0; !r && i < n; i++) {
+		struct jd_executor *ex = jd_sched_executor(s, jobs[i]->executor);
+		if (!ex || !ex->enabled)
+			r = -ENODEV;
+	}
+	struct pending *p = r ? NULL : malloc(sizeof(*p) + n * sizeof(p->jobs[0]));
+	if (!r && !p)
+		r = -ENOMEM;
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			jd_job_free(jobs[i]);
+		if (one)
+			one(arg, r, NULL);
+		else
+			many(arg, r, NULL, 0);
+		return;
+	}
+	*p = (struct pending){ s, one, many, arg, jd_mono_us(), n };
+	for (size_t i = 0; i < n; i++) {
+		struct jd_job *job = jobs[i];
+		jd_id_new(&job->id);
+		job->created_at = jd_real_us();
+		job->seq = ++s->seq;
+		job->state = JD_QUEUED;
+		p->jobs[i] = job;
+	}
+	s->pending += n;
+	s->store->ops->put(s->store, p->jobs, n, on_stored, p);
 }
 
 void jd_sched_submit(struct jd_sched *s, struct jd_job *job, jd_submit_done_fn done, void *arg)
 {
-	struct jd_executor *ex = jd_sched_executor(s, job->executor);
-	int r = 0;
+	submit(s, &job, 1, done, NULL, arg);
+}
 
-	if (s->draining)
-		r = -ESHUTDOWN;
-	else if (!ex || !ex->enabled)
-		r = -ENODEV;
-	else if (s->by_state[JD_QUEUED] + s->pending >= (uint64_t)s->cfg->max_queued)
-		r = -EAGAIN;
-	struct pending *p = r ? NULL : malloc(sizeof(*p));
-	if (!r && !p)
-		r = -ENOMEM;
-	if (r < 0) {
-		jd_job_free(job);
-		done(arg, r, NULL);
-		return;
-	}
-	jd_id_new(&job->id);
-	job->created_at = jd_real_us();
-	job->seq = ++s->seq;
-	job->state = JD_QUEUED;
-	*p = (struct pending){ s, job, done, arg, jd_mono_us() };
-	s->pending++;
-	s->store->ops->put(s->store, &p->job, 1, on_stored, p);
+void jd_sched_submit_many(struct jd_sched *s, struct jd_job **jobs, size_t n,
+			  jd_submit_many_fn done, void *arg)
+{
+	submit(s, jobs, n, NULL, done, arg);
 }
 
 /* ---- recovery ---- */

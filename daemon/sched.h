@@ -53,6 +53,13 @@ typedef void (*jd_submit_done_fn)(void *arg, int status, struct jd_job *job);
  * or the store's error. */
 void jd_sched_submit(struct jd_sched *s, struct jd_job *job, jd_submit_done_fn done, void *arg);
 
+/* Accept several jobs, all or none, in one store transaction (a batch).
+ * done(arg, 0, jobs, n) with the jobs in order (the array is valid during
+ * the call only), or done(arg, error, NULL, 0) with every job freed. */
+typedef void (*jd_submit_many_fn)(void *arg, int status, struct jd_job **jobs, size_t n);
+void jd_sched_submit_many(struct jd_sched *s, struct jd_job **jobs, size_t n,
+			  jd_submit_many_fn done, void *arg);
+
 struct jd_job *jd_sched_find(struct jd_sched *s, const struct jd_id *id);
 
 /* At start, before the loop runs: take a job loaded from the store (in ID

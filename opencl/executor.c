@@ -385,7 +385,7 @@ static cJSON *list_devices(struct ocl *o, char *why, size_t whylen)
 	close(sv[1]);
 	if (r != 0) {
 		close(sv[0]);
-		snprintf(why, whylen, "cannot run %s: %s", o->host, strerror(r));
+		snprintf(why, whylen, "cannot run %.150s: %s", o->host, strerror(r));
 		return NULL;
 	}
 	cJSON *out = NULL;
@@ -403,7 +403,7 @@ static cJSON *list_devices(struct ocl *o, char *why, size_t whylen)
 	close(sv[0]);
 	if (!out) {
 		kill(pid, SIGKILL);
-		snprintf(why, whylen, "the device list from %s did not come", o->host);
+		snprintf(why, whylen, "the device list from %.150s did not come", o->host);
 	}
 	int status;
 	waitpid(pid, &status, 0);

@@ -159,7 +159,7 @@ void jd_cgroup_teardown(const char *dir)
 		if (strncmp(e->d_name, "job-", 4) != 0)
 			continue;
 		char cg[PATH_MAX + 300];
-		snprintf(cg, sizeof(cg), "%s/%s", dir, e->d_name);
+		snprintf(cg, sizeof(cg), "%.4000s/%.255s", dir, e->d_name);
 		kill_and_remove(cg);
 	}
 	if (d)
@@ -188,7 +188,7 @@ void jd_cgroup_reap_stale(const char *dir)
 		/* A jobd that died without cleaning up: whatever its jobs left
 		 * behind goes now. */
 		char path[PATH_MAX + 300];
-		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
+		snprintf(path, sizeof(path), "%.4000s/%.255s", parent, e->d_name);
 		jd_info("removing job cgroups left by jobd %d, which is gone", pid);
 		jd_cgroup_teardown(path);
 	}

@@ -29,9 +29,9 @@ enum {
 /* A validation or run error: the field it concerns (may be empty) and a
  * message for humans. Filled with jd_error_set(). */
 struct jd_error {
-	char type[48];  /* machine-readable kind, e.g. "invalid_params" */
-	char field[96]; /* JSON path of the offending field, e.g. "params.values[3]" */
-	char message[320];
+	char type[48];      /* machine-readable kind, e.g. "invalid_params" */
+	char field[96];     /* JSON path of the offending field, e.g. "params.values[3]" */
+	char message[8448]; /* room for an OpenCL build log (cut to 8 KiB) */
 };
 
 /* Fill `err` (any argument may be NULL or "" where it does not apply).

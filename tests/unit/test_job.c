@@ -73,7 +73,7 @@ static void reject(const char *json, unsigned avail, const char *type, const cha
 			 err.message, type, field);
 	assert_true(err.message[0] != '\0');
 	if (msg)
-		snprintf(msg, msg_size, "%s", err.message);
+		snprintf(msg, msg_size, "%.300s", err.message);
 }
 
 /* `{"task":"echo","params":{"value":1},"labels":LABELS}` */
