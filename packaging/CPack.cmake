@@ -24,7 +24,7 @@ set(CPACK_PACKAGE_VENDOR "The jobd authors")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
   "job-scheduling daemon with an HTTP API, threads, processes and OpenCL")
 set(CPACK_PACKAGE_CONTACT
-  "jobd maintainers <maintainers@users.noreply.r-seed-c0026358.example>")
+  "jobd developers <jobd-devel@example.org>")
 set(CPACK_PACKAGING_INSTALL_PREFIX "${CMAKE_INSTALL_PREFIX}")
 if(NOT CMAKE_INSTALL_PREFIX STREQUAL "/usr")
   message(STATUS "packaging: CMAKE_INSTALL_PREFIX is ${CMAKE_INSTALL_PREFIX}; "
