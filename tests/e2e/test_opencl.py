@@ -164,6 +164,20 @@ class UserKernels(OpenCLTest):
         self.assertEqual(status, 400)
         self.assertTrue(problem["field"].startswith("params.global"))
 
+    def test_sizes_beyond_the_device(self):
+        dev = self.devices[0]
+        big = dev["max_work_group_size"] * 2
+        job = self.run_job({"task": "opencl", "device": dev["id"], "params": {
+            "source": SQUARE_SRC, "kernel": "sq", "global": big, "local": big,
+            "args": [{"buffer": [1.0] * big, "dtype": "float32", "access": "read"},
+                     {"size": big, "dtype": "float32", "access": "write"},
+                     {"size": big, "dtype": "float32", "access": "write"}]}})
+        self.assertEqual(job["state"], "failed")
+        self.assertEqual(job["error"]["type"], "invalid_params")
+        self.assertIn("CL_", job["error"]["message"])
+        nxt = self.run_job({"task": "square", "device": dev["id"], "params": {"values": [3]}})
+        self.assertEqual(nxt["result"]["values"], [9])
+
     def test_buffer_too_large_for_device(self):
         """Too large for the device: refused at submission when it is beyond
         what any job may ask (the field named), else the job fails clearly."""
