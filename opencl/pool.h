@@ -40,6 +40,7 @@ struct jd_cl_buf {
 	size_t dirty; /* bytes from 0 that earlier jobs may have written */
 	size_t used;  /* bytes of the current job's data */
 	void *mapped; /* zero-copy: the pointer a map returned, until unmapped */
+	int zc;       /* zero-copy (USE_HOST_PTR, map/unmap) for this buffer */
 	unsigned long long last_use;
 	struct jd_cl_buf *next; /* free list */
 };
