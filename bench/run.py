@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """run.py - the jobd benchmark driver (`make bench`).
 
-Runs ten figures in one go, each beside an anchor measured in the same
+Runs thirteen figures in one go, each beside an anchor measured in the same
 run on the same machine, prints a Markdown table and writes results.json.
-Figures a to c and e to j are measured --repeat times (3; 1 with --quick),
-anchor and jobd alternating, and the medians reported:
+Figures a to c, e to k and l's restarts are measured --repeat times (3;
+1 with --quick), anchor and jobd alternating, and the medians reported:
 
   a. submit rate     jobd vs a bare libmicrohttpd server (bare_server)
   b. end to end      jobd submit + long-poll vs ThreadPoolExecutor(2)
@@ -19,6 +19,14 @@ anchor and jobd alternating, and the medians reported:
                      vs OpenBLAS cblas_sgemm (blas_anchor)
   j. program cache   time to the first result: new kernel, same kernel,
                      same kernel after a restart on the same state dir
+  k. durability      submit rate with --durability memory, normal and full
+                     vs bare MHD; normal/memory and full/memory
+  l. recovery        restart time with 1,000,000 stored finished jobs:
+                     start to "listening on", and jobd's "recovered" line
+  m. database size   jobd.db bytes per stored finished job (l's database)
+
+a to g run jobd with --durability memory (the HTTP and scheduler path, as
+before the store); k to m are about the store.
 
 h to j are skipped ("skipped: <reason>" rows, exit status unaffected) when
 jobd's opencl executor is disabled or missing, or an anchor is not built.
@@ -85,8 +93,17 @@ TARGET_OCL_TPUT_RATIO = 0.50    # jobd square jobs/s / ocl_anchor iter/s
 TARGET_SGEMM_RATIO = 0.30       # jobd's sgemm kernel / OpenBLAS
 PROC_WORKERS = 2                # --processes for figures e to g; the anchors'
                                 # pool size and spawn threads match it
-RUN_BUDGET_S = 480              # the whole run; 180 with --quick
-QUICK_BUDGET_S = 180
+RUN_BUDGET_S = 600              # the whole run; 240 with --quick
+QUICK_BUDGET_S = 240
+# Figures a to g measure the HTTP and scheduler path: no database behind
+# the 202 (jobd's default is --durability full), as before the store.
+MEMORY_STORE = ("--durability", "memory")
+TARGET_NORMAL_RATIO = 0.80      # k: submit rate, normal / memory
+TARGET_FULL_RATIO = 0.50        # k: submit rate, full / memory
+TARGET_RECOVERY_S = 10.0        # l: start to listening, 1,000,000 jobs
+RECOVERY_READY_TIMEOUT = 120.0  # l: seconds a restart may take to listen
+JOBD_RECOVERED_RE = re.compile(
+    r"recovered (\d+) job\(s\) in ([0-9.]+) s(?:: (\d+) queued)?")
 
 
 def _noop():
@@ -382,7 +399,7 @@ class Bench:
             finally:
                 self.stop(bare)
             log("a. submit rate, round %d/%d: jobd" % (i + 1, self.repeat))
-            jobd = self.start_jobd(2)
+            jobd = self.start_jobd(2, extra=MEMORY_STORE)
             self.jobd_version(jobd)
             try:
                 jobds.append(self.loadgen(
@@ -412,7 +429,7 @@ class Bench:
         for i in range(self.repeat):
             log("b. end to end, round %d/%d: jobd, %d jobs"
                 % (i + 1, self.repeat, n))
-            jobd = self.start_jobd(2)
+            jobd = self.start_jobd(2, extra=MEMORY_STORE)
             try:
                 runs.append(self.loadgen(
                     "jobd_e2e", jobd, "e2e", 120, "--conns", 64,
@@ -472,7 +489,7 @@ class Bench:
                 self.stop(bare)
             log("c. round trip, round %d/%d: jobd, %d jobs"
                 % (i + 1, self.repeat, n))
-            jobd = self.start_jobd(2)
+            jobd = self.start_jobd(2, extra=MEMORY_STORE)
             try:
                 runs.append(self.loadgen(
                     "jobd_rtt", jobd, "rtt", 60 + REQUEST_TIMEOUT,
@@ -503,7 +520,7 @@ class Bench:
         log("d. memory: jobd --threads 1 --processes 1, %d queued jobs" % n)
         # One worker process, idle all along: the RSS read is the daemon's
         # own process only, never its workers.
-        jobd = self.start_jobd(1, 1)
+        jobd = self.start_jobd(1, 1, MEMORY_STORE)
         try:
             code, job = http_json(jobd.port, "POST", "/v1/jobs", SLEEP_BODY)
             if code != 202 or not isinstance(job, dict) or "id" not in job:
@@ -556,7 +573,7 @@ class Bench:
             self.raw["process_pool"] = pools
             log("e. process e2e, round %d/%d: jobd --processes %d, %d jobs"
                 % (i + 1, self.repeat, PROC_WORKERS, n))
-            jobd = self.start_jobd(2, PROC_WORKERS)
+            jobd = self.start_jobd(2, PROC_WORKERS, MEMORY_STORE)
             try:
                 runs.append(self.loadgen(
                     "jobd_process_e2e", jobd, "e2e", 120, "--conns", 64,
@@ -609,7 +626,7 @@ class Bench:
             spawns.append(self.spawn_anchor(n))
             log("f. exec, round %d/%d: jobd --processes %d, %d exec jobs"
                 % (i + 1, self.repeat, PROC_WORKERS, n))
-            jobd = self.start_jobd(2, PROC_WORKERS)
+            jobd = self.start_jobd(2, PROC_WORKERS, MEMORY_STORE)
             try:
                 runs.append(self.loadgen(
                     "jobd_exec", jobd, "e2e", 120, "--conns", 64,
@@ -669,7 +686,7 @@ class Bench:
             log("g. process round trip, round %d/%d: jobd --processes %d, "
                 "%d jobs on each executor"
                 % (i + 1, self.repeat, PROC_WORKERS, n))
-            jobd = self.start_jobd(2, PROC_WORKERS)
+            jobd = self.start_jobd(2, PROC_WORKERS, MEMORY_STORE)
             try:
                 # Alternate which goes first, so that neither always gets
                 # the freshly started daemon.
@@ -751,6 +768,266 @@ class Bench:
         except (OSError, ValueError):
             pass
 
+    # -- durability: figures k to m --
+
+    def run_durability_submit(self):
+        """k. Submit rate with --durability memory, normal and full, in
+        rotating order every round, beside bare MHD (figure a's runs when
+        a was measured in this run)."""
+        warm, dur = (0.5, 2) if self.quick else (1, 5)
+        want = warm + dur + REQUEST_TIMEOUT + 10
+        modes = ("memory", "normal", "full")
+        runs = {m: [] for m in modes}
+        dbs = {m: [] for m in modes}
+        bares = [x for x in self.raw.get("bare_submit", [])
+                 if isinstance(x, dict) and "rps" in x]
+        reused = bool(bares)
+        for i in range(self.repeat):
+            if not reused:
+                log("k. durability submit, round %d/%d: bare_server"
+                    % (i + 1, self.repeat))
+                bare = self.start_bare()
+                try:
+                    bares.append(self.loadgen(
+                        "durability_bare_submit", bare, "submit", want,
+                        "--conns", 64, "--warmup", warm, "--duration", dur,
+                        "--body", ECHO_BODY))
+                finally:
+                    self.stop(bare)
+            # Rotate, so that no durability always runs first.
+            for m in modes[i % 3:] + modes[:i % 3]:
+                log("k. durability submit, round %d/%d: jobd --durability "
+                    "%s" % (i + 1, self.repeat, m))
+                jobd = self.start_jobd(2, extra=("--durability", m))
+                state = jobd.argv[jobd.argv.index("--state-dir") + 1]
+                try:
+                    runs[m].append(self.loadgen(
+                        "jobd_submit_%s" % m, jobd, "submit", want,
+                        "--conns", 64, "--warmup", warm, "--duration", dur,
+                        "--body", ECHO_BODY))
+                finally:
+                    self.stop(jobd)
+                dbs[m].append(db_files(state))
+        self.raw["durability_db_after_submit"] = dbs
+        b = median([x["rps"] for x in bares])
+        rps = {m: median([x["rps"] for x in runs[m]]) for m in modes}
+        mem = rps["memory"]
+        bad = ["%s: %s" % (m, x["status"]) for m in modes for x in runs[m]
+               if x["errors"]]
+        lat = "; ".join(
+            "%s p50 %.0f µs, p99 %.0f µs" % (
+                m, median([x["lat_us"]["p50"] for x in runs[m]]),
+                median([x["lat_us"]["p99"] for x in runs[m]]))
+            for m in modes)
+        fs = fs_type(self.tmp)
+        common = ["%s, 64 connections, %s" % (
+            "median of %d rounds" % self.repeat if self.repeat > 1
+            else "1 round", lat),
+            "the database is on %s (%s)" % (fs or "?", self.tmp)]
+        if fs == "tmpfs":
+            common.append("tmpfs: fsync costs nothing here, full is not "
+                          "what it is on a disk")
+        note = ["bare MHD %s: {:,.0f} req/s".format(b) % (
+            "from figure a's rounds" if reused else "measured here")]
+        note += common
+        if bad:
+            note.append("non-2xx answers: %s" % "; ".join(bad))
+        self.figure("submit_durability_memory",
+                    "submit rate, durability memory", "req/s", mem, b,
+                    "bare MHD, 1 thread", mem / b if b > 0 else None,
+                    None, False if bad else None, "; ".join(note))
+        for m, target in (("normal", TARGET_NORMAL_RATIO),
+                          ("full", TARGET_FULL_RATIO)):
+            ratio = rps[m] / mem if mem > 0 else None
+            per = [x["rps"] / y["rps"] for x, y in zip(runs[m],
+                                                       runs["memory"])
+                   if y["rps"] > 0]
+            sizes = [d.get("total", 0) for d in dbs[m]]
+            notes = ["per round %s / memory: %s" % (
+                m, "/".join("%.2f" % r for r in per)),
+                "bare MHD {:,.0f} req/s, ratio to it %.2f".format(b)
+                % (rps[m] / b if b > 0 else 0),
+                "jobd.db after the stop %s MB" % "/".join(
+                    "%.1f" % (x / 1e6) for x in sizes)]
+            met = ratio is not None and ratio >= target
+            if bad:
+                met = False
+            self.figure("submit_durability_%s" % m,
+                        "submit rate, durability %s" % m, "req/s", rps[m],
+                        mem, "durability memory, same run", ratio,
+                        "ratio >= %.2f" % target, met, "; ".join(notes))
+
+    def fill_store(self, n):
+        """A jobd with --durability normal and 2 threads, filled with n echo
+        jobs over 64 connections; they run and finish while it fills. Once
+        GET /v1/executors shows nothing queued or running, a clean stop
+        (SIGTERM; SQLite checkpoints and removes the WAL). Returns what it
+        did, also kept in raw["store_fill"]; the state directory stays."""
+        log("l. recovery: fill a jobd --durability normal with %d echo jobs"
+            % n)
+        jobd = self.start_jobd(2, 1, ["--durability", "normal"])
+        state = jobd.argv[jobd.argv.index("--state-dir") + 1]
+        try:
+            t = time.monotonic()
+            f = self.loadgen("jobd_store_fill", jobd, "fill", 600,
+                             "--conns", 64, "--requests", n, "--body",
+                             ECHO_BODY)
+            fill_s = time.monotonic() - t
+            if f["errors"] or f["ok"] != n:
+                raise BenchError("the fill got non-2xx answers: %s"
+                                 % f["status"])
+            t = time.monotonic()
+            left = self.wait_idle(jobd, 300)
+            drain_s = time.monotonic() - t
+        finally:
+            t = time.monotonic()
+            rc, killed = self.stop(jobd)
+            stop_s = time.monotonic() - t
+        if killed or rc != 0:
+            raise BenchError("jobd did not stop cleanly after the fill "
+                             "(status %s%s):\n%s"
+                             % (rc, ", SIGKILLed" if killed else "",
+                                jobd.log_tail()))
+        res = {"state": state, "jobs": f["ok"], "fill_s": fill_s,
+               "submits_per_s": f.get("submits_per_s"), "drain_s": drain_s,
+               "left": left, "stop_s": stop_s, "db": db_files(state)}
+        self.raw["store_fill"] = res
+        return res
+
+    def wait_idle(self, jobd, want):
+        """Wait until no executor of jobd has a job queued or running.
+        Returns the executors' last entries."""
+        end = time.monotonic() + self.budget.timeout(want)
+        last = None
+        while True:
+            try:
+                code, ex = http_json(jobd.port, "GET", "/v1/executors")
+                if code == 200 and isinstance(ex, dict):
+                    last = ex.get("executors", [])
+                    busy = sum(int(e.get("queued", 0)) +
+                               int(e.get("running", 0)) for e in last)
+                    if busy == 0:
+                        return last
+            except (OSError, ValueError, AttributeError, TypeError):
+                pass
+            if jobd.proc.poll() is not None:
+                raise BenchError("jobd exited (status %s) while its jobs "
+                                 "ran:\n%s" % (jobd.proc.returncode,
+                                               jobd.log_tail()))
+            if time.monotonic() > end:
+                raise BenchError("jobs still queued or running %.0f s after "
+                                 "the fill: %s" % (want, last))
+            time.sleep(0.1)
+
+    def start_recovering(self, state):
+        """jobd --durability normal on an existing state directory, at log
+        level notice for the "recovered" line, timed from just before the
+        process is started to its "listening on" line."""
+        self.nstarted += 1
+        argv = [self.args.jobd, "--listen", "127.0.0.1:0",
+                "--state-dir", state, "--log-level", "notice",
+                "--threads", "2", "--processes", "1",
+                "--max-queued", "10000000", "--durability", "normal"]
+        argv += self.args.jobd_arg
+        t = time.monotonic()
+        s = Server("jobd", argv,
+                   os.path.join(self.tmp, "jobd%d.log" % self.nstarted),
+                   JOBD_LISTEN_RE, "stderr")
+        self.servers.append(s)
+        s.wait_ready(self.budget.timeout(RECOVERY_READY_TIMEOUT))
+        return s, time.monotonic() - t
+
+    def run_recovery(self):
+        """l. Restart time with 1,000,000 stored finished jobs: start to
+        "listening on", and jobd's own "recovered N job(s) in X s"."""
+        n = 100000 if self.quick else 1000000
+        fill = self.fill_store(n)
+        state = fill["state"]
+        starts, recs, rss = [], [], []
+        counts = set()
+        for i in range(self.repeat):
+            log("l. recovery, restart %d/%d on the same state directory "
+                "(%d jobs)" % (i + 1, self.repeat, n))
+            jobd, secs = self.start_recovering(state)
+            try:
+                rss.append(vmrss(jobd.pid))
+                with open(jobd.logpath, "rb") as f:
+                    m = JOBD_RECOVERED_RE.search(
+                        f.read().decode("utf-8", "replace"))
+            finally:
+                rc, killed = self.stop(jobd)
+            if not m:
+                raise BenchError('no "recovered N job(s) in X s" line in '
+                                 "jobd's log:\n%s" % jobd.log_tail())
+            if killed or rc != 0:
+                raise BenchError("jobd did not stop cleanly after the "
+                                 "restart (status %s%s):\n%s"
+                                 % (rc, ", SIGKILLed" if killed else "",
+                                    jobd.log_tail()))
+            starts.append(secs)
+            recs.append(float(m.group(2)))
+            counts.add((int(m.group(1)), int(m.group(3) or 0)))
+            self.raw.setdefault("recovery", []).append(
+                {"start_to_listening_s": secs, "recovered": int(m.group(1)),
+                 "queued": int(m.group(3) or 0), "recovered_s": recs[-1],
+                 "rss": rss[-1]})
+        v = median(starts)
+        rec = median(recs)
+        notes = ["%d echo jobs stored by a jobd --durability normal "
+                 "--threads 2 (they ran and finished during the fill: "
+                 "{:,.0f} submits/s, %.1f s; then %.1f s until idle, "
+                 "clean stop %.1f s)".format(fill["submits_per_s"] or 0)
+                 % (fill["jobs"], fill["fill_s"], fill["drain_s"],
+                    fill["stop_s"]),
+                 "start to listening %s s; jobd's \"recovered\" line %s s"
+                 % ("/".join("%.2f" % x for x in starts),
+                    "/".join("%.3f" % x for x in recs)),
+                 "the rest (%.2f s at the median) is before and after the "
+                 "load: exec, opening and checking the database, the "
+                 "executors" % (v - rec),
+                 "RSS once listening %s MiB"
+                 % "/".join("%.0f" % (x / 2**20) for x in rss),
+                 "database in the page cache (just written)"]
+        met = v < TARGET_RECOVERY_S
+        if counts != {(fill["jobs"], 0)}:
+            met = False
+            notes.append("recovered (jobs, queued) %s, not (%d, 0)"
+                         % (sorted(counts), fill["jobs"]))
+        self.figure("recovery_s", "restart, %s jobs stored"
+                    % ("{:,}".format(n)), "s", v, None, None, None,
+                    "< %d s" % TARGET_RECOVERY_S, met, "; ".join(notes))
+        self.figure("recovery_load_s", "recovery in jobd's log, %s jobs"
+                    % ("{:,}".format(n)), "s", rec, v, "start to listening",
+                    rec / v if v > 0 else None, None, None, None)
+
+    def run_db_size(self):
+        """m. Database bytes per stored finished job, after a clean stop:
+        figure l's database when l ran in this run, else a fill of its
+        own."""
+        fill = self.raw.get("store_fill")
+        own = not fill or not os.path.isdir(fill.get("state", ""))
+        if own:
+            fill = self.fill_store(100000 if self.quick else 1000000)
+        db = db_files(fill["state"])  # again: after l's restarts too
+        before = fill["db"]
+        per = before["total"] / fill["jobs"] if fill["jobs"] else None
+        notes = ["%d finished echo jobs (%s); after the fill's clean stop "
+                 "jobd.db %s B, -wal %s B, -shm %s B"
+                 % (fill["jobs"], "a fill of its own" if own else
+                    "figure l's database", "{:,}".format(before["db"]),
+                    "{:,}".format(before["wal"]),
+                    "{:,}".format(before["shm"]))]
+        if before["wal"]:
+            notes.append("a -wal file was left after a clean stop")
+        if not own:
+            notes.append("after l's restarts and stops: %s B in all (%s)"
+                         % ("{:,}".format(db["total"]),
+                            "{:+,} B".format(db["total"] - before["total"])))
+        self.raw["db_size"] = {"after_fill": before, "now": db,
+                               "jobs": fill["jobs"]}
+        self.figure("db_bytes_per_job", "database per finished job", "B",
+                    per, None, None, None, None, None, "; ".join(notes))
+
     # -- OpenCL: figures h to j --
 
     def run_tool(self, key, name, argv, want):
@@ -791,7 +1068,10 @@ class Bench:
         device's host is ready. Returns (jobd, the device's entry in
         GET /v1/executors, seconds from the start to ready)."""
         t = time.monotonic()
-        jobd = self.start_jobd(2, 1, ["--devices", "cpu"], state)
+        # --durability memory as a to g: the executor's path, not the
+        # store's (figures k to m).
+        jobd = self.start_jobd(2, 1, ("--devices", "cpu") + MEMORY_STORE,
+                               state)
         dev = self.wait_opencl(jobd)
         ready = time.monotonic() - t
         self.raw.setdefault("opencl_ready_s", []).append(round(ready, 3))
@@ -1346,6 +1626,15 @@ class Bench:
             ("program-cache", "program_cache_new",
              "program cache: new kernel", "ms", 'build.cache == "compiled"',
              self.run_program_cache),
+            ("durability", "submit_durability_normal",
+             "submit rate, durability normal", "req/s",
+             "ratio >= %.2f" % TARGET_NORMAL_RATIO,
+             self.run_durability_submit),
+            ("recovery", "recovery_s", "restart, %s jobs stored"
+             % "{:,}".format(100000 if self.quick else 1000000), "s",
+             "< %d s" % TARGET_RECOVERY_S, self.run_recovery),
+            ("db-size", "db_bytes_per_job", "database per finished job",
+             "B", None, self.run_db_size),
         ]
         # The other rows of a step, for a "skipped" row each.
         more_rows = {
@@ -1425,6 +1714,39 @@ def vmrss(pid):
     raise BenchError("no VmRSS for pid %d" % pid)
 
 
+def db_files(state):
+    """Sizes of jobd's database files in a state directory: jobd.db, -wal,
+    -shm (0 when absent), and total = jobd.db + -wal."""
+    out = {}
+    for k, suffix in (("db", ""), ("wal", "-wal"), ("shm", "-shm")):
+        try:
+            out[k] = os.stat(os.path.join(state, "jobd.db" + suffix)).st_size
+        except OSError:
+            out[k] = 0
+    out["total"] = out["db"] + out["wal"]
+    return out
+
+
+def fs_type(path):
+    """The file system type of the mount that holds path, from
+    /proc/self/mounts, or None."""
+    try:
+        path = os.path.realpath(path)
+        best, kind = "", None
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mnt = parts[1].replace("\\040", " ")
+                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) \
+                        and len(mnt) >= len(best):
+                    best, kind = mnt, parts[2]
+        return kind
+    except OSError:
+        return None
+
+
 # ---- output ----------------------------------------------------------------
 
 def fmt_num(v, unit):
@@ -1501,7 +1823,8 @@ def main():
     ap.add_argument("--only", action="append", default=[],
                     choices=["submit", "e2e", "rtt", "memory",
                              "process-e2e", "exec", "process-rtt",
-                             "opencl-square", "sgemm", "program-cache"],
+                             "opencl-square", "sgemm", "program-cache",
+                             "durability", "recovery", "db-size"],
                     help="run only this figure (repeatable)")
     ap.add_argument("--repeat", type=int, metavar="N",
                     help="measure every figure but d N times (1..5) and "

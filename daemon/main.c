@@ -203,9 +203,11 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	struct jd_sched_stats st;
 	jd_sched_stats(ds->sched, &st);
 	jd_notice("%s: shutting down; %llu running job(s) get %g s to finish, %llu queued "
-		  "will be cancelled",
+		  "%s",
 		  strsignal((int)sig), (unsigned long long)st.running, ds->cfg.shutdown_grace,
-		  (unsigned long long)st.queued);
+		  (unsigned long long)st.queued,
+		  strcmp(ds->cfg.durability, "memory") == 0 ? "will be cancelled"
+							    : "are kept for the next start");
 	jd_http_quiesce(ds->http);
 	/* Ask for the time the drain needs - the grace, then kill_grace for
 	 * process jobs to stop - plus a margin to write things out. */

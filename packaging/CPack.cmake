@@ -51,7 +51,8 @@ completion.")
 # Dependencies from the libraries the binaries link (dpkg-shlibdeps).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # deb-systemd-helper and deb-systemd-invoke, used by the maintainer scripts.
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "init-system-helpers (>= 1.54~)")
+# procps: /bin/kill, which ExecReload= runs (a minimal Debian lacks it).
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "init-system-helpers (>= 1.54~), procps")
 # An OpenCL implementation to run `opencl` jobs on (PoCL runs on any CPU).
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "pocl-opencl-icd | opencl-icd")
 

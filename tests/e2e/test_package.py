@@ -46,7 +46,7 @@ class Package(unittest.TestCase):
     def test_metadata(self):
         self.assertRegex(self.info, r"(?m)^ Package: jobd$")
         depends = [l for l in self.info.splitlines() if l.startswith(" Depends:")][0]
-        for lib in ("libmicrohttpd", "libevent", "libcjson", "libsqlite3"):
+        for lib in ("libmicrohttpd", "libevent", "libcjson", "libsqlite3", "procps"):
             self.assertIn(lib, depends)
         self.assertIn("conffiles", self.info)
 
