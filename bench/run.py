@@ -863,7 +863,7 @@ class Bench:
         GET /v1/executors shows nothing queued or running, a clean stop
         (SIGTERM; SQLite checkpoints and removes the WAL). Returns what it
         did, also kept in raw["store_fill"]; the state directory stays."""
-        log("l. recovery: fill a jobd --durability normal with %d echo jobs"
+        log("l/m. fill a jobd --durability normal with %d echo jobs"
             % n)
         jobd = self.start_jobd(2, 1, ["--durability", "normal"])
         state = jobd.argv[jobd.argv.index("--state-dir") + 1]
@@ -877,7 +877,7 @@ class Bench:
                 raise BenchError("the fill got non-2xx answers: %s"
                                  % f["status"])
             t = time.monotonic()
-            left = self.wait_idle(jobd, 300)
+            self.wait_idle(jobd, 300)
             drain_s = time.monotonic() - t
         finally:
             t = time.monotonic()
@@ -890,7 +890,7 @@ class Bench:
                                 jobd.log_tail()))
         res = {"state": state, "jobs": f["ok"], "fill_s": fill_s,
                "submits_per_s": f.get("submits_per_s"), "drain_s": drain_s,
-               "left": left, "stop_s": stop_s, "db": db_files(state)}
+               "stop_s": stop_s, "db": db_files(state)}
         self.raw["store_fill"] = res
         return res
 
@@ -974,17 +974,19 @@ class Bench:
         v = median(starts)
         rec = median(recs)
         notes = ["%d echo jobs stored by a jobd --durability normal "
-                 "--threads 2 (they ran and finished during the fill: "
-                 "{:,.0f} submits/s, %.1f s; then %.1f s until idle, "
-                 "clean stop %.1f s)".format(fill["submits_per_s"] or 0)
+                 "--threads 2, all finished before the stop (fill "
+                 "{:,.0f} submits/s, %.1f s; then %.1f s until nothing "
+                 "was queued or running; clean stop %.1f s)".format(
+                     fill["submits_per_s"] or 0)
                  % (fill["jobs"], fill["fill_s"], fill["drain_s"],
                     fill["stop_s"]),
                  "start to listening %s s; jobd's \"recovered\" line %s s"
                  % ("/".join("%.2f" % x for x in starts),
                     "/".join("%.3f" % x for x in recs)),
                  "the rest (%.2f s at the median) is before and after the "
-                 "load: exec, opening and checking the database, the "
-                 "executors" % (v - rec),
+                 "load: exec, opening and checking the database, starting "
+                 "the executors (OpenCL device discovery included)"
+                 % (v - rec),
                  "RSS once listening %s MiB"
                  % "/".join("%.0f" % (x / 2**20) for x in rss),
                  "database in the page cache (just written)"]
