@@ -49,10 +49,9 @@
 #include "opencl/usertask.h"
 #include "workers/frame.h"
 
-#define CHANNEL        3
-#define MAX_PROGRAMS   64 /* programs kept built in memory */
-#define POOL_KEEP_MAX  ((cl_ulong)256 * 1024 * 1024)
-#define JSON_INT_MAX_I ((int64_t)9007199254740991)
+#define CHANNEL       3
+#define MAX_PROGRAMS  64 /* programs kept built in memory */
+#define POOL_KEEP_MAX ((cl_ulong)256 * 1024 * 1024)
 
 #if defined(__SANITIZE_ADDRESS__)
 /* LeakSanitizer, in sanitizer builds: PoCL and the LLVM inside it keep
@@ -200,29 +199,7 @@ void jd_cl_fill_array(const cJSON *v, enum jd_dtype dtype, void *dst, size_t n)
 
 int jd_cl_json_safe(struct jd_cl_job *job, const struct jd_array *a, const char *name)
 {
-	char f[sizeof(job->err.field)];
-	size_t i;
-
-	if (a->b64)
-		return 0;
-	for (i = 0; i < a->n; i++) {
-		if (a->dtype == JD_FLOAT32 && !isfinite(((const float *)a->data)[i]))
-			break;
-		if (a->dtype == JD_FLOAT64 && !isfinite(((const double *)a->data)[i]))
-			break;
-		if (a->dtype == JD_INT64 && (((const int64_t *)a->data)[i] > JSON_INT_MAX_I ||
-					     ((const int64_t *)a->data)[i] < -JSON_INT_MAX_I))
-			break;
-	}
-	if (i == a->n)
-		return 0;
-	snprintf(f, sizeof(f), "result.%s[%zu]", name, i);
-	jd_error_set(&job->err, "task_failed", f,
-		     "the result %s, which a JSON number cannot carry exactly; send the "
-		     "input as {\"dtype\": ..., \"b64\": ...} to get a b64 result",
-		     a->dtype == JD_INT64 ? "is beyond +-(2^53-1)"
-					  : "is not finite (NaN or infinity)");
-	return -ERANGE;
+	return jd_array_json_safe(a, name, &job->err);
 }
 
 /* ---- frames ---- */

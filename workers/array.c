@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "workers/array.h"
+#include "workers/tasks.h"
 
 /* The b64 form carries little-endian bytes and is copied straight into the
  * element array; a big-endian port would need byte swaps here. */
@@ -267,23 +268,6 @@ long jd_base64_decode(const char *src, size_t len, void *dst)
 
 /* ---- validation helpers ---- */
 
-static const char *json_kind(const cJSON *v)
-{
-	if (cJSON_IsNumber(v))
-		return "a number";
-	if (cJSON_IsString(v))
-		return "a string";
-	if (cJSON_IsBool(v))
-		return "a boolean";
-	if (cJSON_IsNull(v))
-		return "null";
-	if (cJSON_IsArray(v))
-		return "an array";
-	if (cJSON_IsObject(v))
-		return "an object";
-	return "an unknown JSON value";
-}
-
 /* Print a double with 15 significant digits, or 17 when 15 do not read
  * back exactly, so that error messages quote what the client sent. */
 static const char *fmt_num(char *buf, size_t size, double v)
@@ -305,7 +289,7 @@ static int check_elem(const cJSON *e, const enum jd_dtype *dtype, const char *fi
 	if (!cJSON_IsNumber(e)) {
 		snprintf(f, sizeof(f), "%s[%zu]", field, i);
 		return jd_error_set(err, "invalid_params", f, "expected a number, got %s",
-				    json_kind(e));
+				    jd_json_kind(e));
 	}
 	v = e->valuedouble;
 	if (!isfinite(v)) {
@@ -393,7 +377,7 @@ static int parse_b64_form(const cJSON *v, const char *field, struct b64_form *ou
 				    "(int32, int64, float32 or float64)");
 	if (!cJSON_IsString(dt))
 		return jd_error_set(err, "invalid_params", f, "expected a string, got %s",
-				    json_kind(dt));
+				    jd_json_kind(dt));
 	if (jd_dtype_from_name(dt->valuestring, &out->dtype) < 0)
 		return jd_error_set(err, "invalid_params", f,
 				    "unknown dtype \"%.40s\" (expected int32, int64, float32 "
@@ -404,7 +388,7 @@ static int parse_b64_form(const cJSON *v, const char *field, struct b64_form *ou
 		return jd_error_set(err, "invalid_params", f, "missing");
 	if (!cJSON_IsString(text))
 		return jd_error_set(err, "invalid_params", f, "expected a string, got %s",
-				    json_kind(text));
+				    jd_json_kind(text));
 	out->text = text->valuestring;
 	out->len = strlen(out->text);
 	if (out->len % 4)
@@ -460,7 +444,7 @@ static int not_an_array(const cJSON *v, const char *field, struct jd_error *err)
 	return jd_error_set(err, "invalid_params", field,
 			    "expected an array of numbers or {\"dtype\": ..., \"b64\": ...}, "
 			    "got %s",
-			    json_kind(v));
+			    jd_json_kind(v));
 }
 
 int jd_array_check(const cJSON *v, const enum jd_dtype *dtype, const char *field, size_t *n_out,
@@ -693,4 +677,31 @@ cJSON *jd_array_encode(const struct jd_array *a)
 		cJSON_AddItemToArray(arr, e);
 	}
 	return arr;
+}
+
+int jd_array_json_safe(const struct jd_array *a, const char *name, struct jd_error *err)
+{
+	char f[sizeof(err->field)];
+	size_t i;
+
+	if (a->b64)
+		return 0;
+	for (i = 0; i < a->n; i++) {
+		if (a->dtype == JD_FLOAT32 && !isfinite(((const float *)a->data)[i]))
+			break;
+		if (a->dtype == JD_FLOAT64 && !isfinite(((const double *)a->data)[i]))
+			break;
+		if (a->dtype == JD_INT64 && (((const int64_t *)a->data)[i] > JD_JSON_INT_MAX ||
+					     ((const int64_t *)a->data)[i] < -JD_JSON_INT_MAX))
+			break;
+	}
+	if (i == a->n)
+		return 0;
+	snprintf(f, sizeof(f), "result.%s[%zu]", name, i);
+	jd_error_set(err, "task_failed", f,
+		     "the result %s, which a JSON number cannot carry exactly; send the "
+		     "input as {\"dtype\": ..., \"b64\": ...} to get a b64 result",
+		     a->dtype == JD_INT64 ? "is beyond +-(2^53-1)"
+					  : "is not finite (NaN or infinity)");
+	return -ERANGE;
 }

@@ -44,6 +44,14 @@ int jd_array_check(const cJSON *v, const enum jd_dtype *dtype, const char *field
 int jd_array_decode(const cJSON *v, enum jd_dtype dtype, int explicit_dtype, const char *field,
 		    struct jd_array *out, struct jd_error *err);
 
+/* Largest integer a JSON number (a double) carries exactly: 2^53 - 1. */
+#define JD_JSON_INT_MAX ((int64_t)9007199254740991)
+
+/* Whether `a` can be written as a JSON array without losing values: no
+ * NaN or infinity, no int64 beyond +-(2^53-1). The b64 form carries
+ * anything. 0, or -ERANGE with err naming result.<name>[i]. */
+int jd_array_json_safe(const struct jd_array *a, const char *name, struct jd_error *err);
+
 /* Encode `a` in the form a->b64 selects. Returns a new cJSON or NULL on
  * allocation failure. */
 cJSON *jd_array_encode(const struct jd_array *a);

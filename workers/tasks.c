@@ -35,7 +35,6 @@
 /* 2^53-1 (JavaScript's MAX_SAFE_INTEGER): beyond it a JSON number may not
  * hold the integer that was meant. */
 #define JSON_INT_MAX     9007199254740991.0
-#define JSON_INT_MAX_I   ((int64_t)9007199254740991)
 #define SGEMM_DIM_MAX    8192
 #define PRIMES_BELOW_MAX 2147483648.0 /* 2^31 */
 #define SLEEP_MAX        86400.0
@@ -194,43 +193,14 @@ static int cancelled(struct jd_task_ctx *ctx)
 	return -ECANCELED;
 }
 
-/* Fail when a result array in JSON form holds a value JSON cannot carry
- * exactly (see the file comment). The b64 form carries anything. */
-static int json_safe(struct jd_task_ctx *ctx, const struct jd_array *a, const char *name)
-{
-	char f[sizeof(ctx->error.field)];
-	size_t i;
-
-	if (a->b64)
-		return 0;
-	for (i = 0; i < a->n; i++) {
-		if (a->dtype == JD_FLOAT32 && !isfinite(((const float *)a->data)[i]))
-			break;
-		if (a->dtype == JD_FLOAT64 && !isfinite(((const double *)a->data)[i]))
-			break;
-		if (a->dtype == JD_INT64 && (((const int64_t *)a->data)[i] > JSON_INT_MAX_I ||
-					     ((const int64_t *)a->data)[i] < -JSON_INT_MAX_I))
-			break;
-	}
-	if (i == a->n)
-		return 0;
-	snprintf(f, sizeof(f), "result.%s[%zu]", name, i);
-	jd_error_set(&ctx->error, "task_failed", f,
-		     "the result %s, which a JSON number cannot carry exactly; send the "
-		     "input as {\"dtype\": ..., \"b64\": ...} to get a b64 result",
-		     a->dtype == JD_INT64 ? "is beyond +-(2^53-1)"
-					  : "is not finite (NaN or infinity)");
-	return -ERANGE;
-}
-
-/* {"<key>": encoded a}, checked with json_safe. */
+/* {"<key>": encoded a}, checked with jd_array_json_safe. */
 static int array_result(struct jd_task_ctx *ctx, const struct jd_array *a, const char *key,
 			cJSON **result)
 {
 	cJSON *obj, *v;
 	int rc;
 
-	rc = json_safe(ctx, a, key);
+	rc = jd_array_json_safe(a, key, &ctx->error);
 	if (rc < 0)
 		return rc;
 	obj = cJSON_CreateObject();
@@ -614,7 +584,7 @@ static int sum_run(struct jd_task_ctx *ctx, const cJSON *params, cJSON **result)
 				acc += (uint64_t)((const int64_t *)a.data)[i];
 		int64_t isum = (int64_t)acc;
 
-		if (isum > JSON_INT_MAX_I || isum < -JSON_INT_MAX_I) {
+		if (isum > JD_JSON_INT_MAX || isum < -JD_JSON_INT_MAX) {
 			jd_array_cleanup(&a);
 			jd_error_set(&ctx->error, "task_failed", "result.sum",
 				     "the sum %lld is beyond +-(2^53-1) and cannot be sent exactly "
