@@ -285,6 +285,12 @@ void jd_child_signal(struct jd_child *c, int sig)
 		kill(c->pid, sig);
 }
 
+void jd_child_sigqueue(struct jd_child *c, int sig, int value)
+{
+	if (!c->reaped)
+		sigqueue(c->pid, sig, (union sigval){ .sival_int = value });
+}
+
 pid_t jd_child_pid(const struct jd_child *c)
 {
 	return c->pid;

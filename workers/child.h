@@ -47,6 +47,9 @@ char **jd_child_environ(const char *extra);
  * 0 or negative errno. */
 int jd_child_send(struct jd_child *c, uint16_t type, const void *payload, uint32_t len);
 void jd_child_signal(struct jd_child *c, int sig);
+/* The same with a value the child's SA_SIGINFO handler reads
+ * (si_value.sival_int), to say which of its requests a signal is about. */
+void jd_child_sigqueue(struct jd_child *c, int sig, int value);
 pid_t jd_child_pid(const struct jd_child *c);
 
 /* Kill the child (SIGKILL) and forget it: on_exit will not be called, the

@@ -347,9 +347,9 @@ static int procs_run(struct jd_executor *ex, struct jd_job *job)
 		jd_buf_adds(&b, ",\"params\":");
 		jd_buf_adds(&b, job->params);
 		jd_buf_printf(&b,
-			      ",\"attempt\":%u,\"output_limit\":%lld,\"kill_grace\":%g,"
+			      ",\"attempt\":%u,\"token\":%u,\"output_limit\":%lld,\"kill_grace\":%g,"
 			      "\"cpu_limit\":%g,\"memory_limit\":%lld,\"open_files\":%lld}",
-			      job->attempt, (long long)cfg->output_limit, cfg->kill_grace,
+			      job->attempt, w->jobs_run + 1, (long long)cfg->output_limit, cfg->kill_grace,
 			      cfg->job_cpu_limit, (long long)cfg->job_memory_limit,
 			      (long long)cfg->job_open_files);
 		size_t len;
@@ -376,7 +376,11 @@ static void procs_stop_job(struct jd_executor *ex, struct jd_job *job)
 	struct pworker *w = job->exec_data;
 	if (!w || w->job != job)
 		return;
-	jd_child_signal(w->child, SIGUSR1);
+	/* The value names the job (its number in this worker's life), so a
+	 * stop that reaches the worker before it has read the job is kept for
+	 * it, and one that arrives after the job ended is not taken for the
+	 * next job's. */
+	jd_child_sigqueue(w->child, SIGUSR1, (int)(w->jobs_run + 1));
 	/* The worker has kill_grace to get the job's processes down, and a
 	 * little more to say so. */
 	double secs = p->cfg->kill_grace + 2;

@@ -32,11 +32,35 @@
 #define CHANNEL 3
 
 static atomic_int stop_flag;
+/* Which job a stop is for: jobd sends SIGUSR1 with the job's token (its
+ * number in this worker's life) as the signal's value. A stop may arrive
+ * before the worker has read the job's frame (it is kept in stop_token and
+ * applies when that job starts) or after the job ended (a stale token that
+ * matches no later job). A plain kill (no value) stops the current job. */
+static volatile sig_atomic_t stop_token = -1;
+static volatile sig_atomic_t current_token = -1;
 
-static void on_usr1(int sig)
+static void on_usr1(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
-	atomic_store(&stop_flag, 1);
+	(void)uc;
+	int token = si->si_code == SI_QUEUE ? si->si_value.sival_int : current_token;
+	stop_token = token;
+	if (token == current_token)
+		atomic_store(&stop_flag, 1);
+}
+
+/* Make `token` the current job's, taking a stop that came early. SIGUSR1
+ * is blocked meanwhile so the handler sees both fields change at once. */
+static void set_current_token(int token)
+{
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	current_token = token;
+	atomic_store(&stop_flag, token >= 0 && stop_token == token);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 static void on_chld(int sig)
@@ -111,7 +135,7 @@ static int run_one(const char *payload, uint32_t len, const char *output_dir,
 	cJSON *result = NULL;
 	int status;
 
-	atomic_store(&stop_flag, 0);
+	set_current_token((int)num(run, "token", -1));
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(run, "id");
 	const cJSON *task = cJSON_GetObjectItemCaseSensitive(run, "task");
 	const cJSON *params = cJSON_GetObjectItemCaseSensitive(run, "params");
@@ -161,6 +185,7 @@ static int run_one(const char *payload, uint32_t len, const char *output_dir,
 	jd_buf_addc(&b, '}');
 	cJSON_Delete(result);
 	cJSON_Delete(run);
+	set_current_token(-1);
 	size_t n;
 	char *out = jd_buf_steal(&b, &n);
 	int r;
@@ -214,10 +239,11 @@ int jd_worker_main(int argc, char **argv)
 		jd_log_set_level(level);
 	}
 
-	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct sigaction sa = { .sa_sigaction = on_usr1, .sa_flags = SA_SIGINFO };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = on_chld;
+	sa = (struct sigaction){ .sa_handler = on_chld };
+	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_NOCLDSTOP;
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
