@@ -390,6 +390,21 @@ static struct jd_job *accept_job(struct jd_api *api, struct jd_req *r, const cJS
 		jd_job_free(job);
 		return NULL;
 	}
+	/* A job may only name jobs that exist when it is submitted, so the
+	 * graph of "after" cannot hold a cycle. */
+	for (uint32_t i = 0; job->deps && i < job->deps->nafter; i++) {
+		if (jd_sched_find(api->sched, &job->deps->after[i]))
+			continue;
+		char idstr[JD_ID_STRLEN];
+		jd_id_format(&job->deps->after[i], idstr);
+		snprintf(field, sizeof(field), "%safter[%u]", prefix, (unsigned)i);
+		jd_req_problem(r, 400, "invalid-job", "Invalid job", field,
+			       "%s: there is no job %s (a job can only wait for jobs submitted "
+			       "before it, and not yet removed by retention)",
+			       field, idstr);
+		jd_job_free(job);
+		return NULL;
+	}
 	return job;
 }
 

@@ -55,6 +55,12 @@ const struct jd_config_key jd_config_keys[] = {
 	    "Most jobs in one POST /v1/jobs/batch (accepted all together or not at all)."),
 	KEY("jobs", default_timeout, JD_CFG_SECONDS, "0", 0, 31536000, 1,
 	    "Timeout of a job that sets none, in seconds of running; 0 for none."),
+	KEY("jobs", retry_backoff, JD_CFG_SECONDS, "1", 0.001, 86400, 1,
+	    "Seconds before a job's first retry; each further retry waits twice as long (up to "
+	    "retry_backoff_max), less a random part of up to half. A job's own retry_backoff "
+	    "wins."),
+	KEY("jobs", retry_backoff_max, JD_CFG_SECONDS, "300", 0.001, 86400, 1,
+	    "Longest wait before a retry, in seconds."),
 	KEY("jobs", shutdown_grace, JD_CFG_SECONDS, "10", 0, 86400, 1,
 	    "On SIGTERM, seconds running jobs get to finish before they are stopped."),
 	KEY("jobs", plugin_dir, JD_CFG_STRING, "/usr/lib/jobd/plugins", 0, 0, 0,

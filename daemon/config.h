@@ -34,6 +34,8 @@ struct jd_config {
 	int64_t max_queued;
 	int64_t max_batch;
 	double default_timeout;
+	double retry_backoff;
+	double retry_backoff_max;
 	double shutdown_grace;
 	char *plugin_dir;
 	/* [thread] */

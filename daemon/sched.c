@@ -4,9 +4,19 @@
  * Loop thread only. This file is the only one that changes a job's state.
  * Each executor has a heap of queued jobs (priority, then submission
  * order); when it has a free slot the top job starts. All deadlines (job
- * timeouts, long-polls, the shutdown grace) live in one heap on the
- * monotonic clock, and one libevent timer is armed for its top.
+ * timeouts, start times, retry back-offs, long-polls, the shutdown grace)
+ * live in one heap on the monotonic clock, and one libevent timer is armed
+ * for its top.
+ *
+ * A job that must wait - for the jobs named in its "after", for its
+ * not_before time, or before a retry - is `waiting` and in no queue. It
+ * queues once nothing is left to wait for. When a job ends (and its end is
+ * stored), the jobs waiting for it are resolved: one fewer dependency left
+ * when it succeeded, cancelled (dependency_failed) otherwise. Resolution
+ * runs from a work list rather than by recursion, so a long chain of
+ * dependent jobs that all fail at once costs no stack.
  */
+#include <math.h>
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -51,6 +61,12 @@ struct jd_sched {
 
 	struct event *sweep_ev;
 	struct jd_job *sweep_at; /* where the retention sweep goes on */
+
+	/* Jobs that ended and have dependents to resolve (see run_resolve). */
+	struct jd_id *resolve;
+	size_t nresolve, resolve_cap;
+	int resolving;
+	unsigned short rand_state[3]; /* retry jitter (erand48) */
 	void (*drained)(void *arg);
 	void *drained_arg;
 };
@@ -198,6 +214,8 @@ struct jd_sched *jd_sched_new(struct event_base *base, const struct jd_config *c
 	jd_heap_init(&s->deadlines, deadline_less, offsetof(struct jd_timer, slot));
 	s->grace.slot = JD_HEAP_NONE;
 	s->timer_ev = evtimer_new(base, on_timer, s);
+	int64_t seed = jd_real_us() ^ ((int64_t)getpid() << 16);
+	memcpy(s->rand_state, &seed, sizeof(s->rand_state));
 	if (!s->timer_ev || table_grow(s) < 0) {
 		jd_sched_free(s);
 		return NULL;
@@ -220,6 +238,7 @@ void jd_sched_free(struct jd_sched *s)
 		jd_job_free(j);
 	}
 	free(s->buckets);
+	free(s->resolve);
 	if (s->sweep_ev)
 		event_free(s->sweep_ev);
 	jd_heap_cleanup(&s->deadlines);
@@ -282,19 +301,225 @@ static void set_state(struct jd_sched *s, struct jd_job *job, enum jd_state st)
 
 static void maybe_drained(struct jd_sched *s);
 static void wake_waiters(struct jd_sched *s, struct jd_job *job);
+static void finish(struct jd_sched *s, struct jd_job *job, enum jd_state st);
+static void push_resolve(struct jd_sched *s, struct jd_job *job);
+static void run_resolve(struct jd_sched *s);
 
 struct barrier {
 	struct jd_sched *s;
 	struct jd_job *job;
 };
 
+/* A job's end is stored: tell its waiters, then the jobs waiting for it. */
+static void ended_stored(struct jd_sched *s, struct jd_job *job)
+{
+	job->wake_pending = 0;
+	wake_waiters(s, job);
+	if (job->deps && job->deps->ndependents) {
+		push_resolve(s, job);
+		run_resolve(s);
+	}
+}
+
 static void on_end_stored(void *arg, int status)
 {
 	struct barrier *b = arg;
 	(void)status; /* stored or not, the job has ended: tell its waiters */
-	b->job->wake_pending = 0;
-	wake_waiters(b->s, b->job);
+	ended_stored(b->s, b->job);
 	free(b);
+}
+
+/* ---- waiting: dependencies, start times, retries ---- */
+
+static int may_queue(const struct jd_job *job)
+{
+	return !job->time_pending && (!job->deps || job->deps->left == 0) &&
+	       !job->running_in_executor;
+}
+
+/* Queue a waiting job that has nothing left to wait for. */
+static void release(struct jd_sched *s, struct jd_job *job)
+{
+	if (job->state != JD_WAITING || !may_queue(job))
+		return;
+	struct jd_executor *ex = jd_sched_executor(s, job->executor);
+	if (jd_heap_push(&ex->queue, job) < 0) {
+		jd_job_set_error(job, "executor_error", "out of memory queueing the job");
+		finish(s, job, JD_FAILED);
+		return;
+	}
+	set_state(s, job, JD_QUEUED);
+	s->store->ops->update(s->store, job);
+	jd_sched_dispatch(s, ex);
+}
+
+static void on_start_time(struct jd_timer *t)
+{
+	struct jd_job *job = container_of(t, struct jd_job, deadline);
+	job->time_pending = 0;
+	release(t->arg, job);
+}
+
+/* Keep a waiting job from queueing before `real_us` (its deadline timer:
+ * a waiting job has no running time-out). */
+static void wait_until(struct jd_sched *s, struct jd_job *job, int64_t real_us)
+{
+	int64_t delay = real_us - jd_real_us();
+	job->time_pending = 1;
+	job->deadline.cb = on_start_time;
+	job->deadline.arg = s;
+	jd_sched_timer_start(s, &job->deadline, jd_mono_us() + (delay > 0 ? delay : 0));
+}
+
+static int add_dependent(struct jd_job *parent, const struct jd_id *child)
+{
+	if (!parent->deps && !(parent->deps = calloc(1, sizeof(*parent->deps))))
+		return -ENOMEM;
+	struct jd_deps *d = parent->deps;
+	if (d->ndependents == d->cap) {
+		uint32_t cap = d->cap ? d->cap * 2 : 4;
+		struct jd_id *n = realloc(d->dependents, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		d->dependents = n;
+		d->cap = cap;
+	}
+	d->dependents[d->ndependents++] = *child;
+	return 0;
+}
+
+/* A waiting job was taken in (or restored): link it to the jobs it runs
+ * after, arm its start time, and queue it if that leaves nothing to wait
+ * for. A job named in "after" that is gone was forgotten by retention long
+ * after it succeeded: had it failed, this job would have been cancelled. */
+static void start_waiting(struct jd_sched *s, struct jd_job *job)
+{
+	struct jd_deps *d = job->deps;
+	for (uint32_t i = 0; d && i < d->nafter; i++) {
+		struct jd_job *p = jd_sched_find(s, &d->after[i]);
+		if (!p)
+			continue;
+		if (add_dependent(p, &job->id) < 0) {
+			jd_job_set_error(job, "executor_error",
+					 "out of memory linking dependencies");
+			finish(s, job, JD_FAILED);
+			return;
+		}
+		d->left++;
+		if (jd_state_terminal(p->state) && !p->wake_pending)
+			push_resolve(s, p);
+	}
+	if (job->time_pending)
+		wait_until(s, job, job->not_before);
+	run_resolve(s);
+	release(s, job);
+}
+
+static void push_resolve(struct jd_sched *s, struct jd_job *job)
+{
+	if (s->nresolve == s->resolve_cap) {
+		size_t cap = s->resolve_cap ? s->resolve_cap * 2 : 64;
+		struct jd_id *n = realloc(s->resolve, cap * sizeof(*n));
+		if (!n) {
+			jd_err("out of memory: the jobs waiting for a job that ended stay waiting");
+			return;
+		}
+		s->resolve = n;
+		s->resolve_cap = cap;
+	}
+	s->resolve[s->nresolve++] = job->id;
+}
+
+/* Tell the jobs waiting for jobs that ended. Whatever this ends in turn
+ * (a cancelled dependent with dependents of its own) is pushed and handled
+ * by the same loop. */
+static void run_resolve(struct jd_sched *s)
+{
+	if (s->resolving)
+		return;
+	s->resolving = 1;
+	while (s->nresolve) {
+		struct jd_id pid = s->resolve[--s->nresolve];
+		struct jd_job *p = jd_sched_find(s, &pid);
+		if (!p || !p->deps || !p->deps->ndependents)
+			continue;
+		struct jd_id *kids = p->deps->dependents;
+		uint32_t n = p->deps->ndependents;
+		p->deps->dependents = NULL;
+		p->deps->ndependents = p->deps->cap = 0;
+		for (uint32_t k = 0; k < n; k++) {
+			struct jd_job *c = jd_sched_find(s, &kids[k]);
+			if (!c || c->state != JD_WAITING || !c->deps)
+				continue;
+			if (p->state == JD_SUCCEEDED) {
+				if (c->deps->left)
+					c->deps->left--;
+				release(s, c);
+				continue;
+			}
+			char id[JD_ID_STRLEN], msg[160];
+			struct jd_buf b;
+			jd_id_format(&p->id, id);
+			snprintf(msg, sizeof(msg), "job %s, which this job runs after, ended %s",
+				 id, jd_state_name(p->state));
+			jd_buf_init(&b, 256);
+			jd_buf_adds(&b, "{\"type\":\"dependency_failed\",\"message\":");
+			jd_buf_json_str(&b, msg);
+			jd_buf_printf(&b, ",\"dependency\":\"%s\",\"dependency_state\":\"%s\"}", id,
+				      jd_state_name(p->state));
+			free(c->error);
+			c->error = jd_buf_steal(&b, NULL);
+			finish(s, c, JD_CANCELLED);
+		}
+		free(kids);
+	}
+	s->resolving = 0;
+}
+
+/* A failed or timed-out job with retries left waits its back-off and runs
+ * again. Returns 1 when it will, 0 when the end is final. */
+static int retry(struct jd_sched *s, struct jd_job *job, enum jd_state st)
+{
+	struct jd_executor *ex = jd_sched_executor(s, job->executor);
+	if ((st != JD_FAILED && st != JD_TIMED_OUT) || job->attempt > job->retries || s->draining)
+		return 0;
+	int64_t now = jd_real_us();
+	if (jd_job_add_attempt(job, st, now) < 0)
+		return 0;
+	/* Exponential, capped, with "equal jitter": between half and all of
+	 * it, so that jobs failing together do not come back together. */
+	double base = job->retry_backoff > 0 ? job->retry_backoff : s->cfg->retry_backoff;
+	double delay = base * ldexp(1.0, (int)(job->attempt > 30 ? 30 : job->attempt) - 1);
+	if (delay > s->cfg->retry_backoff_max)
+		delay = s->cfg->retry_backoff_max;
+	delay = delay / 2 + delay / 2 * erand48(s->rand_state);
+
+	if (job->state == JD_QUEUED) {
+		jd_heap_remove(&ex->queue, job);
+	} else if (job->state == JD_RUNNING) {
+		ex->running--;
+		if (job->running_in_executor)
+			ex->ops->stop_job(ex, job); /* it queues once the executor lets go */
+	}
+	jd_sched_timer_stop(s, &job->deadline);
+	free(job->result);
+	free(job->error);
+	job->result = job->error = NULL;
+	job->stop_state = 0;
+	job->started_at = 0;
+	job->worker = -1;
+	job->device_used = NULL;
+	set_state(s, job, JD_WAITING);
+	job->not_before = now + (int64_t)(delay * 1e6);
+	wait_until(s, job, job->not_before);
+	s->store->ops->update(s->store, job);
+	if (jd_log_get_level() >= JD_LOG_INFO) {
+		char id[JD_ID_STRLEN];
+		jd_id_format(&job->id, id);
+		jd_info("job %s: attempt %u %s; retrying in %.3f s", id, job->attempt,
+			jd_state_name(st), delay);
+	}
+	return 1;
 }
 
 /* Call the waiters satisfied by the job's new state. Each is unlinked
@@ -325,6 +550,10 @@ static void finish(struct jd_sched *s, struct jd_job *job, enum jd_state st)
 {
 	struct jd_executor *ex = jd_sched_executor(s, job->executor);
 	assert(!jd_state_terminal(job->state));
+	if (retry(s, job, st)) {
+		maybe_drained(s);
+		return;
+	}
 	if (job->state == JD_QUEUED) {
 		jd_heap_remove(&ex->queue, job);
 	} else if (job->state == JD_RUNNING) {
@@ -345,8 +574,7 @@ static void finish(struct jd_sched *s, struct jd_job *job, enum jd_state st)
 		*b = (struct barrier){ s, job };
 		s->store->ops->put(s->store, NULL, 0, on_end_stored, b);
 	} else {
-		job->wake_pending = 0;
-		wake_waiters(s, job);
+		ended_stored(s, job);
 	}
 	maybe_drained(s);
 }
@@ -475,16 +703,17 @@ static void on_stored(void *arg, int status)
 		struct jd_job *job = p->jobs[inserted];
 		struct jd_executor *ex = jd_sched_executor(s, job->executor);
 		/* The heap is grown first: once in the table, a job must queue. */
-		if (jd_heap_push(&ex->queue, job) < 0) {
+		if (job->state == JD_QUEUED && jd_heap_push(&ex->queue, job) < 0) {
 			status = -ENOMEM;
 			break;
 		}
 		if (table_insert(s, job) < 0) {
-			jd_heap_remove(&ex->queue, job);
+			if (job->state == JD_QUEUED)
+				jd_heap_remove(&ex->queue, job);
 			status = -ENOMEM;
 			break;
 		}
-		s->by_state[JD_QUEUED]++;
+		s->by_state[job->state]++;
 		jd_metrics_submitted(job);
 	}
 	if (status < 0) {
@@ -502,6 +731,9 @@ static void on_stored(void *arg, int status)
 		return;
 	}
 	jd_metrics_store_commit((double)(jd_mono_us() - p->put_at) / 1e6);
+	for (size_t i = 0; i < p->n; i++)
+		if (p->jobs[i]->state == JD_WAITING)
+			start_waiting(s, p->jobs[i]);
 	if (p->done_one)
 		p->done_one(p->arg, 0, p->jobs[0]);
 	else
@@ -522,7 +754,8 @@ static void submit(struct jd_sched *s, struct jd_job **jobs, size_t n, jd_submit
 	int r = 0;
 	if (s->draining)
 		r = -ESHUTDOWN;
-	else if (s->by_state[JD_QUEUED] + s->pending + n > (uint64_t)s->cfg->max_queued)
+	else if (s->by_state[JD_WAITING] + s->by_state[JD_QUEUED] + s->pending + n >
+		 (uint64_t)s->cfg->max_queued)
 		r = -EAGAIN;
 	for (size_t i = 0; !r && i < n; i++) {
 		struct jd_executor *ex = jd_sched_executor(s, jobs[i]->executor);
@@ -548,6 +781,9 @@ static void submit(struct jd_sched *s, struct jd_job **jobs, size_t n, jd_submit
 		job->created_at = jd_real_us();
 		job->seq = ++s->seq;
 		job->state = JD_QUEUED;
+		job->time_pending = job->not_before > job->created_at;
+		if (job->time_pending || (job->deps && job->deps->nafter))
+			job->state = JD_WAITING;
 		p->jobs[i] = job;
 	}
 	s->pending += n;
@@ -595,6 +831,14 @@ int jd_sched_restore(struct jd_sched *s, struct jd_job *job)
 			s->store->ops->update(s->store, job);
 			return 0;
 		}
+		if (job->retries || job->attempts) {
+			/* Keep the interrupted attempt in the job's record. */
+			jd_job_set_error(job, "restarted",
+					 "jobd restarted while the job was running");
+			jd_job_add_attempt(job, JD_FAILED, 0);
+			free(job->error);
+			job->error = NULL;
+		}
 		set_state(s, job, JD_QUEUED);
 		job->started_at = 0;
 		free(job->result);
@@ -603,6 +847,8 @@ int jd_sched_restore(struct jd_sched *s, struct jd_job *job)
 	}
 	if (job->state == JD_QUEUED && jd_heap_push(&ex->queue, job) < 0)
 		return -ENOMEM;
+	if (job->state == JD_WAITING)
+		start_waiting(s, job);
 	return 0;
 }
 
@@ -712,9 +958,11 @@ void jd_sched_complete(struct jd_sched *s, struct jd_job *job, int status, char 
 	struct jd_executor *ex = jd_sched_executor(s, job->executor);
 	job->running_in_executor = 0;
 	if (job->state != JD_RUNNING) {
-		/* Ended already (cancelled, timed out) or shelved at shut-down:
-		 * the slot is free again, the report is not wanted. */
+		/* Ended already (cancelled, timed out), waiting for a retry, or
+		 * shelved at shut-down: the slot is free again, the report is
+		 * not wanted. */
 		free(result);
+		release(s, job);
 		jd_sched_dispatch(s, ex);
 		maybe_drained(s);
 		return;
@@ -816,7 +1064,7 @@ static void stop_all(struct jd_sched *s, enum jd_state running_to)
 				 "jobd shut down before the job could finish");
 	}
 	for (struct jd_job *j = s->oldest; j; j = j->newer) {
-		if (j->state == JD_QUEUED)
+		if (j->state == JD_QUEUED || j->state == JD_WAITING)
 			stop_job(s, j, JD_CANCELLED, "shutdown",
 				 "jobd shut down before the job started");
 	}

@@ -86,11 +86,12 @@ static const char sql_insert[] =
     "INSERT INTO jobs (id, state, task, executor, priority, timeout, attempt, created_at,"
     " started_at, finished_at, params, labels, result, error, device, output, extra)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
-/* A job's task, params, labels, device and creation time never change. */
+/* A job's task, params, labels, device and creation time never change;
+ * extra holds the attempts, which do. */
 static const char sql_update[] =
     "UPDATE jobs SET state = ?2, executor = ?4, priority = ?5, timeout = ?6, attempt = ?7,"
-    " started_at = ?9, finished_at = ?10, result = ?13, error = ?14, output = ?16"
-    " WHERE id = ?1";
+    " started_at = ?9, finished_at = ?10, result = ?13, error = ?14, output = ?16,"
+    " extra = ?17 WHERE id = ?1";
 static const char sql_delete[] = "DELETE FROM jobs WHERE id = ?1";
 static const char sql_load[] =
     "SELECT id, state, task, executor, priority, timeout, attempt, created_at, started_at,"
@@ -160,14 +161,14 @@ static struct row *row_new(const struct jd_job *job, int whole)
 {
 	const char *src[S_COUNT] = { NULL };
 	size_t len[S_COUNT] = { 0 }, total = 0;
-	char output[192], extra[96];
+	char output[192];
+	int oom;
 
-	if (whole && (job->no_restart || job->retention > 0)) {
-		/* Fields set at submission that the table has no column for. */
-		snprintf(extra, sizeof(extra), "{\"restartable\":%s,\"retention\":%.17g}",
-			 job->no_restart ? "false" : "true", job->retention);
-		src[S_EXTRA] = extra;
-	}
+	/* Fields the table has no column for (some change: attempts). */
+	char *extra = jd_job_extra(job, &oom);
+	if (oom)
+		return NULL;
+	src[S_EXTRA] = extra;
 	if (whole) {
 		assert(job->task);
 		src[S_TASK] = job->task->name;
@@ -193,8 +194,10 @@ static struct row *row_new(const struct jd_job *job, int whole)
 		}
 	}
 	struct row *r = malloc(sizeof(*r) + total);
-	if (!r)
+	if (!r) {
+		free(extra);
 		return NULL;
+	}
 	r->id = job->id;
 	r->state = job->state;
 	r->executor = job->executor;
@@ -213,6 +216,7 @@ static struct row *row_new(const struct jd_job *job, int whole)
 			p += len[i];
 		}
 	}
+	free(extra);
 	return r;
 }
 
@@ -314,13 +318,13 @@ static int write_row(sqlite3_stmt *stmt, const struct row *r, int whole)
 	bind_text(stmt, 13, r->s[S_RESULT]);
 	bind_text(stmt, 14, r->s[S_ERROR]);
 	bind_text(stmt, 16, r->s[S_OUTPUT]);
+	bind_text(stmt, 17, r->s[S_EXTRA]);
 	if (whole) {
 		bind_text(stmt, 3, r->s[S_TASK]);
 		bind_time(stmt, 8, r->created_at);
 		bind_text(stmt, 11, r->s[S_PARAMS]);
 		bind_text(stmt, 12, r->s[S_LABELS]);
 		bind_text(stmt, 15, r->s[S_DEVICE]);
-		bind_text(stmt, 17, r->s[S_EXTRA]);
 	}
 	int rc = sqlite3_step(stmt);
 	sqlite3_reset(stmt);
@@ -755,13 +759,10 @@ static int row_to_job(sqlite3_stmt *q, struct task_cache *tc, struct jd_job **ou
 	}
 	const char *extra = (const char *)sqlite3_column_text(q, 16);
 	if (extra) {
-		cJSON *x = cJSON_Parse(extra);
-		const cJSON *rs = cJSON_GetObjectItemCaseSensitive(x, "restartable");
-		const cJSON *rt = cJSON_GetObjectItemCaseSensitive(x, "retention");
-		job->no_restart = cJSON_IsFalse(rs);
-		if (cJSON_IsNumber(rt) && rt->valuedouble > 0)
-			job->retention = rt->valuedouble;
-		cJSON_Delete(x);
+		int r = jd_job_set_extra(job, extra);
+		oom |= r == -ENOMEM;
+		if (r == -EINVAL)
+			jd_warn("store: job %s: unreadable extra fields", id);
 	}
 	if (oom) {
 		jd_job_free(job);

@@ -1,5 +1,5 @@
 /*
- * timeutil.h - clocks and RFC 3339 formatting. Any thread.
+ * timeutil.h - clocks, RFC 3339 formatting and parsing. Any thread.
  */
 #ifndef JD_TIMEUTIL_H
 #define JD_TIMEUTIL_H
@@ -15,5 +15,9 @@ int64_t jd_real_us(void);
  * `buf` must hold JD_TIME_STRLEN bytes. */
 #define JD_TIME_STRLEN 28
 void jd_time_format(int64_t real_us, char *buf);
+
+/* Parse an RFC 3339 time ("2026-11-25T12:00:00Z", fractions and a
+ * "+01:00" offset allowed) into realtime µs. 0 or -EINVAL. */
+int jd_time_parse(const char *s, int64_t *real_us);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "daemon/heap.h"
 #include "daemon/job.h"
+#include "daemon/timeutil.h"
 #include "workers/tasks.h"
 
 #define SEED                                            \
@@ -214,7 +215,8 @@ static void test_reject_shape(void **state)
 	reject("{\"task\":\"square\",\"params\":{\"values\":[1]},\"colour\":\"red\"}", ALL_EXEC,
 	       "unknown_field", "colour", msg, sizeof(msg));
 	assert_string_equal(msg, "unknown field \"colour\" (known: task, executor, params, "
-				 "priority, timeout, labels)");
+				 "priority, timeout, retries, retry_backoff, after, not_before, "
+				 "device, labels, restartable, retention)");
 	reject("{\"Task\":\"square\"}", ALL_EXEC, "unknown_field", "Task", NULL, 0);
 	reject("{\"task\":\"square\",\"params\":{\"values\":[1]},\"task\":\"square\"}", ALL_EXEC,
 	       "invalid_field", "task", msg, sizeof(msg));
@@ -456,7 +458,8 @@ static void test_write_queued(void **state)
 	assert_int_equal(jd_id_parse("017f22e2-79b0-7cc3-98c4-dc0c0c07398f", &job->id), 0);
 	job->created_at = 1700000000123456;
 	v = write_job(job);
-	assert_int_equal(count_fields(v), 18); /* with device, restartable, retention */
+	/* with device, restartable, retention, retries, after, not_before */
+	assert_int_equal(count_fields(v), 21);
 	assert_field_string(v, "id", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f");
 	assert_field_string(v, "task", "square");
 	assert_field_string(v, "executor", "thread");
@@ -500,7 +503,8 @@ static void test_write_finished(void **state)
 	    job->error, "{\"type\":\"task_failed\",\"message\":\"it \\\"broke\\\"\\n\\\\ badly\"}");
 
 	v = write_job(job);
-	assert_int_equal(count_fields(v), 18); /* with device, restartable, retention */
+	/* with device, restartable, retention, retries, after, not_before */
+	assert_int_equal(count_fields(v), 21);
 	assert_field_string(v, "id", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f");
 	assert_field_string(v, "task", "square");
 	assert_field_string(v, "executor", "process");
@@ -614,15 +618,156 @@ static void test_has_label(void **state)
 	jd_job_free(job);
 }
 
+/* ---- waiting fields: after, not_before, retries ---- */
+
+static void test_wait_fields(void **state)
+{
+	int64_t before = jd_real_us();
+	struct jd_job *job = accept(
+	    "{\"task\":\"echo\",\"params\":{\"value\":1},\"retries\":3,\"retry_backoff\":0.5,"
+	    "\"not_before\":2.5,\"after\":[\"017f22e2-79b0-7cc3-98c4-dc0c0c07398f\","
+	    "\"017F22E2-79B0-7CC3-98C4-DC0C0C07398F\",\"017f22e2-79b0-7cc3-98c4-dc0c0c073990\"]}",
+	    ALL_EXEC, 0);
+	(void)state;
+	assert_int_equal(job->retries, 3);
+	assert_true(job->retry_backoff == 0.5);
+	assert_true(job->not_before >= before + 2500000 &&
+		    job->not_before <= jd_real_us() + 2500000);
+	assert_non_null(job->deps);
+	assert_int_equal(job->deps->nafter, 2); /* the same ID twice counts once */
+	assert_int_equal(job->deps->left, 0);   /* the scheduler links them */
+
+	/* Through the store's extra column and back. */
+	job->time_pending = 1;
+	jd_job_set_error(job, "exit_status", "exited with status 1");
+	job->attempt = 1;
+	job->started_at = 1700000000000000;
+	assert_int_equal(jd_job_add_attempt(job, JD_FAILED, 1700000001000000), 0);
+	int oom;
+	char *extra = jd_job_extra(job, &oom);
+	assert_non_null(extra);
+	assert_int_equal(oom, 0);
+	struct jd_job *back = accept("{\"task\":\"echo\",\"params\":{\"value\":1}}", ALL_EXEC, 0);
+	assert_int_equal(jd_job_set_extra(back, extra), 0);
+	assert_int_equal(back->retries, 3);
+	assert_true(back->retry_backoff == 0.5);
+	assert_true(back->not_before == job->not_before);
+	assert_int_equal(back->time_pending, 1);
+	assert_int_equal(back->deps->nafter, 2);
+	assert_int_equal(jd_id_cmp(&back->deps->after[1], &job->deps->after[1]), 0);
+	assert_string_equal(back->attempts, job->attempts);
+	cJSON *a = parse(back->attempts);
+	assert_int_equal(cJSON_GetArraySize(a), 1);
+	cJSON *first = cJSON_GetArrayItem(a, 0);
+	assert_field_number(first, "attempt", 1);
+	assert_field_string(first, "state", "failed");
+	assert_field_string(first, "started_at", "2023-11-14T22:13:20.000000Z");
+	assert_field_string(first, "finished_at", "2023-11-14T22:13:21.000000Z");
+	assert_field_json(first, "error",
+			  "{\"type\":\"exit_status\",\"message\":\"exited with status 1\"}");
+	cJSON_Delete(a);
+	free(extra);
+	assert_int_equal(jd_job_set_extra(back, "[1]"), -EINVAL);
+	jd_job_free(back);
+
+	/* A plain job has no extra fields to store. */
+	struct jd_job *plain = accept(SEED, ALL_EXEC, 0);
+	assert_null(jd_job_extra(plain, &oom));
+	assert_int_equal(oom, 0);
+	jd_job_free(plain);
+	jd_job_free(job);
+}
+
+static void test_reject_wait_fields(void **state)
+{
+	(void)state;
+	static const char *const bad[][2] = {
+		{ "\"retries\":-1", "retries" },
+		{ "\"retries\":101", "retries" },
+		{ "\"retries\":0.5", "retries" },
+		{ "\"retries\":\"2\"", "retries" },
+		{ "\"retry_backoff\":0", "retry_backoff" },
+		{ "\"retry_backoff\":86401", "retry_backoff" },
+		{ "\"not_before\":-1", "not_before" },
+		{ "\"not_before\":31536001", "not_before" },
+		{ "\"not_before\":\"soon\"", "not_before" },
+		{ "\"not_before\":\"2026-11-25T12:00:00\"", "not_before" },
+		{ "\"not_before\":{}", "not_before" },
+		{ "\"after\":\"017f22e2-79b0-7cc3-98c4-dc0c0c07398f\"", "after" },
+		{ "\"after\":[\"x\"]", "after" },
+		{ "\"after\":[null]", "after" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char json[256];
+		snprintf(json, sizeof(json), "{\"task\":\"echo\",\"params\":{\"value\":1},%s}",
+			 bad[i][0]);
+		reject(json, ALL_EXEC, "invalid_field", bad[i][1], NULL, 0);
+	}
+	/* More than JD_MAX_AFTER jobs to wait for. */
+	struct jd_buf b;
+	jd_buf_init(&b, 64 * 1100);
+	jd_buf_adds(&b, "{\"task\":\"echo\",\"params\":{\"value\":1},\"after\":[");
+	for (int i = 0; i <= JD_MAX_AFTER; i++)
+		jd_buf_printf(&b, "%s\"017f22e2-79b0-7cc3-98c4-%012x\"", i ? "," : "", i);
+	jd_buf_adds(&b, "]}");
+	char *json = jd_buf_steal(&b, NULL);
+	reject(json, ALL_EXEC, "invalid_field", "after", NULL, 0);
+	free(json);
+}
+
+static void test_time_parse(void **state)
+{
+	int64_t t;
+	(void)state;
+	assert_int_equal(jd_time_parse("2023-11-14T22:13:20Z", &t), 0);
+	assert_true(t == 1700000000000000);
+	assert_int_equal(jd_time_parse("2023-11-14T22:13:20.123456Z", &t), 0);
+	assert_true(t == 1700000000123456);
+	assert_int_equal(jd_time_parse("2023-11-14t22:13:20.5z", &t), 0);
+	assert_true(t == 1700000000500000);
+	assert_int_equal(jd_time_parse("2023-11-15T00:13:20+02:00", &t), 0);
+	assert_true(t == 1700000000000000);
+	assert_int_equal(jd_time_parse("2023-11-14T21:13:20.0000001-01:00", &t), 0);
+	assert_true(t == 1700000000000000);
+	assert_int_equal(jd_time_parse("1970-01-01T00:00:00Z", &t), 0);
+	assert_true(t == 0);
+	assert_int_equal(jd_time_parse("2024-02-29T00:00:00Z", &t), 0);
+	assert_true(t == 1709164800000000);
+	/* What formatting writes, parsing reads. */
+	char buf[JD_TIME_STRLEN];
+	jd_time_format(1764979200654321, buf);
+	assert_int_equal(jd_time_parse(buf, &t), 0);
+	assert_true(t == 1764979200654321);
+	static const char *const bad[] = {
+		"",
+		"2023-11-14",
+		"2023-11-14T22:13:20",
+		"2023-11-14T22:13:20+0200",
+		"2023-13-14T22:13:20Z",
+		"2023-02-29T00:00:00Z",
+		"2023-11-31T00:00:00Z",
+		"2023-11-14T24:00:00Z",
+		"2023-11-14T22:60:00Z",
+		"2023-11-14T22:13:20.Z",
+		"2023-11-14T22:13:20Zjunk",
+		"23-11-14T22:13:20Z",
+		"2023-11-14T22:13:20+24:00",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (jd_time_parse(bad[i], &t) != -EINVAL)
+			fail_msg("accepted \"%s\"", bad[i]);
+	}
+}
+
 /* ---- states ---- */
 
 static void test_states(void **state)
 {
-	static const char *const names[] = { "queued", "running",   "succeeded",
-					     "failed", "timed_out", "cancelled" };
+	static const char *const names[] = { "waiting", "queued",    "running",  "succeeded",
+					     "failed",  "timed_out", "cancelled" };
 	enum jd_state s;
 
-	assert_int_equal(JD_STATE_COUNT, 6);
+	assert_int_equal(JD_STATE_COUNT, 7);
 	for (int i = 0; i < JD_STATE_COUNT; i++) {
 		assert_string_equal(jd_state_name((enum jd_state)i), names[i]);
 		s = JD_STATE_COUNT;
@@ -658,6 +803,9 @@ int main(void)
 		cmocka_unit_test(test_params_exact),
 		cmocka_unit_test(test_has_label),
 		cmocka_unit_test(test_states),
+		cmocka_unit_test(test_wait_fields),
+		cmocka_unit_test(test_reject_wait_fields),
+		cmocka_unit_test(test_time_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
