@@ -9,7 +9,7 @@ import unittest
 
 from jobdtest import SOURCE_DIR
 
-NEEDED = ("cmake", "cpack", "dpkg-deb", "dpkg", "man")
+NEEDED = ("cmake", "cpack", "dpkg-deb", "dpkg", "man", "lintian")
 
 
 @unittest.skipUnless(all(shutil.which(t) for t in NEEDED), "packaging tools missing")
@@ -63,6 +63,14 @@ class Package(unittest.TestCase):
                             os.path.join(self.root, "etc/jobd/jobd.conf"), "--check-config"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_lintian_clean(self):
+        # lintian exits non-zero on errors; warnings and notes are shown
+        # in the failure message too, so that they get a look.
+        r = subprocess.run(["lintian", "--tag-display-limit", "0", self.deb],
+                           capture_output=True, text=True, timeout=600)
+        tags = [l for l in r.stdout.splitlines() if l[:2] in ("E:", "W:")]
+        self.assertEqual((r.returncode, tags), (0, []), r.stdout + r.stderr)
 
     def test_man_pages_render(self):
         pages = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(self.root, "usr"))

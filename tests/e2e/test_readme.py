@@ -65,6 +65,12 @@ class Readme(DaemonTest):
         doc = json.loads(problem)
         self.assertEqual((doc["status"], doc["field"]), (400, "params.values[1]"))
 
+    def test_futures_examples(self):
+        blocks = sh_blocks("Many jobs, chains and retries")
+        self.assertEqual(len(blocks), 1)
+        out = self.run_block(blocks[0])
+        self.assertEqual(out.splitlines()[-1], "waiting")
+
     def test_jobctl_examples(self):
         blocks = sh_blocks("jobctl")
         self.assertEqual(len(blocks), 1)
