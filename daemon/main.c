@@ -62,6 +62,7 @@ struct daemon_state {
 	struct jd_http *http;
 	struct jd_api api;
 	int stopping;
+	int socket_activated; /* the listening socket is the service manager's */
 	struct event *status_ev, *watchdog_ev;
 };
 
@@ -208,7 +209,13 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		  (unsigned long long)st.queued,
 		  strcmp(ds->cfg.durability, "memory") == 0 ? "will be cancelled"
 							    : "are kept for the next start");
-	jd_http_quiesce(ds->http);
+	/* With a socket of its own, jobd keeps accepting while it drains, so
+	 * that a new submission gets a clear 503 with Retry-After (and the
+	 * health check says "draining") rather than a refused connection. A
+	 * socket from the service manager is let go at once: the manager keeps
+	 * it open and queues new connections for the next jobd. */
+	if (ds->socket_activated)
+		jd_http_quiesce(ds->http);
 	/* Ask for the time the drain needs - the grace, then kill_grace for
 	 * process jobs to stop - plus a margin to write things out. */
 	char msg[96];
@@ -381,6 +388,7 @@ int main(int argc, char **argv)
 	 * `listen`. */
 	int fd = jd_listen_fd();
 	if (fd >= 0) {
+		ds.socket_activated = 1;
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 		evutil_make_socket_nonblocking(fd);
 		jd_http_describe(fd, bound, sizeof(bound));

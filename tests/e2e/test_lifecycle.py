@@ -123,6 +123,33 @@ class Shutdown(unittest.TestCase):
         finally:
             d.cleanup()
 
+    def test_while_draining_submissions_get_503(self):
+        d = Daemon("--threads", "1", "--shutdown-grace", "2")
+        try:
+            job = d.submit({"task": "sleep", "params": {"seconds": 1.5}})
+            d.wait_running(job["id"])
+            d.signal(signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while not any("shutting down" in l for l in d.lines):
+                self.assertLess(time.monotonic(), deadline, d.log())
+                time.sleep(0.01)
+            # A new connection, after the signal: still answered.
+            status, resp, problem = d.request("POST", "/v1/jobs",
+                                              {"task": "echo", "params": {"value": 1}})
+            self.assertEqual((status, problem["type"].rsplit("/", 1)[1]),
+                             (503, "shutting-down"), problem)
+            self.assertTrue(resp.getheader("Retry-After"))
+            status, _, ready = d.request("GET", "/v1/ready")
+            self.assertEqual((status, ready["ready"]), (503, False))
+            status, _, health = d.request("GET", "/v1/health")
+            self.assertEqual((status, health["status"]), (503, "draining"))
+            # The running job still finishes, within the grace.
+            self.assertEqual(d.get(job["id"], wait=10)["state"], "succeeded")
+            self.assertEqual(d.proc.wait(20), 0, d.log())
+            self.assertIsNone(d.sanitizer_report(), d.log())
+        finally:
+            d.cleanup()
+
     def test_sigterm_idle_exits_at_once(self):
         d = Daemon("--shutdown-grace", "30")
         try:

@@ -188,6 +188,43 @@ class Retention(unittest.TestCase):
             d.cleanup()
 
 
+class Bounds(unittest.TestCase):
+    def test_a_result_over_max_result_fails_its_job(self):
+        d = Daemon("--threads", "1", "--processes", "1", "--max-result", "2K")
+        try:
+            big = d.wait(d.submit({"task": "echo", "params": {"value": "x" * 3000}})["id"])
+            self.assertEqual((big["state"], big["error"]["type"]),
+                             ("failed", "result_too_large"))
+            self.assertIsNone(big["result"])
+            self.assertIn("max_result", big["error"]["message"])
+            small = d.wait(d.submit({"task": "echo", "params": {"value": "x" * 100}})["id"])
+            self.assertEqual(small["state"], "succeeded")
+            self.assertEqual(d.stop(), 0)
+        finally:
+            d.cleanup()
+
+    def test_orphaned_output_files_go_at_start(self):
+        d = Daemon("--processes", "1")
+        state = d.state_dir  # in d.tmp, removed at the end
+        self.addCleanup(shutil.rmtree, d.tmp, ignore_errors=True)
+        try:
+            kept = d.wait(d.submit({"task": "exec", "params": {"command": "echo kept"}})["id"])
+        finally:
+            self.assertEqual(d.stop(), 0)
+        out = os.path.join(state, "output")
+        orphan = os.path.join(out, "01a00000-0000-7000-8000-000000000001.stdout")
+        with open(orphan, "w") as f:
+            f.write("left by a crash\n")
+        d2 = Daemon("--processes", "1", "--state-dir", state)
+        try:
+            self.assertFalse(os.path.exists(orphan))
+            self.assertTrue(os.path.exists(os.path.join(out, kept["id"] + ".stdout")))
+            self.assertIn("removed 1 orphaned output file", d2.log())
+            self.assertEqual(d2.stop(), 0)
+        finally:
+            d2.cleanup()
+
+
 def can_mount():
     if os.geteuid() != 0 or not shutil.which("mount"):
         return False
@@ -230,6 +267,22 @@ class DiskFull(unittest.TestCase):
                 self.assertEqual(d.wait(ok["id"])["state"], "succeeded")
             finally:
                 d.cleanup()
+        finally:
+            subprocess.run(["umount", mnt])
+            os.rmdir(mnt)
+
+
+@unittest.skipUnless(can_mount(), "cannot mount a tmpfs here")
+class ReadOnly(unittest.TestCase):
+    def test_a_read_only_state_directory_exits_73(self):
+        mnt = tempfile.mkdtemp(prefix="jobd-ro-")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", mnt], check=True)
+        try:
+            r = subprocess.run([JOBD, "-c", "/dev/null", "--listen", "127.0.0.1:0",
+                                "--state-dir", mnt, "--processes", "1"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 73, r.stderr)
+            self.assertIn(mnt, r.stderr)
         finally:
             subprocess.run(["umount", mnt])
             os.rmdir(mnt)
