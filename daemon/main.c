@@ -245,15 +245,36 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	/* Copy what can change while running; the rest needs a restart. */
+	int64_t threads = ds->cfg.threads, processes = ds->cfg.processes;
 	for (const struct jd_config_key *k = jd_config_keys; k->name; k++) {
 		if (!k->reloadable || k->type == JD_CFG_STRING)
 			continue;
 		size_t sz = k->type == JD_CFG_SECONDS    ? sizeof(double)
 			    : k->type == JD_CFG_LOGLEVEL ? sizeof(enum jd_log_level)
+			    : k->type == JD_CFG_BOOL     ? sizeof(int)
 							 : sizeof(int64_t);
 		memcpy((char *)&ds->cfg + k->offset, (char *)&ncfg + k->offset, sz);
 	}
 	jd_log_set_level(ds->cfg.log_level);
+	/* Pool sizes: grown at once, shrunk as the extra workers go idle. */
+	const struct {
+		unsigned kind;
+		int64_t was, *now;
+	} pools[] = { { JD_EXEC_THREAD, threads, &ds->cfg.threads },
+		      { JD_EXEC_PROCESS, processes, &ds->cfg.processes } };
+	for (size_t i = 0; i < sizeof(pools) / sizeof(pools[0]); i++) {
+		struct jd_executor *ex = jd_sched_executor(ds->sched, pools[i].kind);
+		if (*pools[i].now == pools[i].was)
+			continue;
+		if (!ex || !ex->enabled || !ex->ops->resize ||
+		    ex->ops->resize(ex, (int)*pools[i].now) < 0) {
+			jd_warn("%s executor: cannot resize to %lld", ex ? ex->name : "?",
+				(long long)*pools[i].now);
+			*pools[i].now = pools[i].was;
+			continue;
+		}
+		jd_sched_dispatch(ds->sched, ex);
+	}
 	jd_config_cleanup(&ncfg);
 	jd_notice("configuration reloaded");
 	notify_status(ds, "READY=1\n");

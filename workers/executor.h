@@ -44,6 +44,10 @@ struct jd_executor_ops {
 	/* Optional: append Prometheus metrics of this executor (with their
 	 * HELP and TYPE lines; names unique to the executor). */
 	void (*metrics)(const struct jd_executor *ex, struct jd_buf *b);
+	/* Optional: change the number of workers while running (a reload).
+	 * Jobs running on workers beyond the new size finish first. 0 or
+	 * negative errno. */
+	int (*resize)(struct jd_executor *ex, int n);
 	void (*free)(struct jd_executor *ex);
 };
 

@@ -53,8 +53,9 @@ struct procs {
 	struct jd_executor ex;
 	struct event_base *base;
 	const struct jd_config *cfg;
-	int n;
-	struct pworker *w;
+	int n;             /* the pool's size: workers 0..n-1 take jobs */
+	int hw;            /* workers ever set up: 0..hw-1 */
+	struct pworker *w; /* JD_PROCS_MAX of them, so that none ever moves */
 	int idle;
 	int stopping; /* shutdown: do not respawn */
 	char output_dir[PATH_MAX];
@@ -134,7 +135,7 @@ static void on_exit_cb(struct jd_child *c, int status, void *arg)
 	}
 	lose_job(w, how);
 	w->fast_deaths = was_ready ? 0 : w->fast_deaths + 1;
-	if (!p->stopping) {
+	if (!p->stopping && w->index < p->n) {
 		p->restarts++;
 		schedule_restart(w);
 	}
@@ -178,8 +179,8 @@ static void on_done(struct pworker *w, const char *payload, uint32_t len)
 	w->job = NULL;
 	job->exec_data = NULL;
 	w->jobs_run++;
-	if (w->jobs_run >= (unsigned)p->cfg->max_jobs_per_worker) {
-		retire(w);
+	if (w->jobs_run >= (unsigned)p->cfg->max_jobs_per_worker || w->index >= p->n) {
+		retire(w); /* recycled, or the pool shrank under it */
 	} else {
 		w->state = W_IDLE;
 		p->idle++;
@@ -222,8 +223,12 @@ static void on_frame(struct jd_child *c, const struct jd_frame *f, void *arg)
 	case JD_FRAME_HELLO:
 		if (w->state != W_STARTING)
 			break;
-		w->state = W_IDLE;
 		w->fast_deaths = 0;
+		if (w->index >= p->n) {
+			retire(w);
+			break;
+		}
+		w->state = W_IDLE;
 		p->idle++;
 		jd_debug("worker %d (pid %d) ready", w->index, (int)w->pid);
 		jd_sched_dispatch(p->ex.sched, &p->ex);
@@ -292,6 +297,53 @@ static void on_kill_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static int worker_init(struct procs *p, int i)
+{
+	struct pworker *w = &p->w[i];
+	w->p = p;
+	w->index = i;
+	w->restart = evtimer_new(p->base, on_restart, w);
+	w->kill_timer = evtimer_new(p->base, on_kill_timer, w);
+	if (i >= p->hw)
+		p->hw = i + 1;
+	return w->restart && w->kill_timer ? 0 : -ENOMEM;
+}
+
+/* A reload changed `processes`: workers past the new size leave once they
+ * are idle (a running job finishes first); new ones start at once. */
+static int procs_resize(struct jd_executor *ex, int n)
+{
+	struct procs *p = PROCS(ex);
+	int old = p->n;
+	if (n < 1 || n > JD_PROCS_MAX)
+		return -EINVAL;
+	p->n = n;
+	for (int i = n; i < old; i++) {
+		struct pworker *w = &p->w[i];
+		if (w->state == W_IDLE) {
+			p->idle--;
+			retire(w);
+		} else if (w->state == W_DOWN) {
+			evtimer_del(w->restart);
+		} /* starting: retires at HELLO; busy: when its job ends */
+	}
+	for (int i = old; i < n; i++) {
+		struct pworker *w = &p->w[i];
+		if (!w->p) {
+			int r = worker_init(p, i);
+			if (r < 0) {
+				p->n = i;
+				return r;
+			}
+		}
+		if (w->state == W_DOWN && !evtimer_pending(w->restart, NULL))
+			spawn(w);
+	}
+	if (n != old)
+		jd_notice("process executor: %d workers (was %d)", n, old);
+	return 0;
+}
+
 static int procs_start(struct jd_executor *ex)
 {
 	struct procs *p = PROCS(ex);
@@ -307,18 +359,13 @@ static int procs_start(struct jd_executor *ex)
 	p->cgroup_dir = jd_cgroup_setup();
 	if (p->cgroup_dir)
 		jd_cgroup_reap_stale(p->cgroup_dir);
-	p->w = calloc((size_t)p->n, sizeof(*p->w));
+	p->w = calloc(JD_PROCS_MAX, sizeof(*p->w));
 	if (!p->w)
 		return -ENOMEM;
 	for (int i = 0; i < p->n; i++) {
-		struct pworker *w = &p->w[i];
-		w->p = p;
-		w->index = i;
-		w->restart = evtimer_new(p->base, on_restart, w);
-		w->kill_timer = evtimer_new(p->base, on_kill_timer, w);
-		if (!w->restart || !w->kill_timer)
-			return -ENOMEM;
-		spawn(w);
+		if ((r = worker_init(p, i)) < 0)
+			return r;
+		spawn(&p->w[i]);
 	}
 	jd_info("process executor: %d workers%s%s", p->n, p->cgroup_dir ? ", cgroups in " : "",
 		p->cgroup_dir ? p->cgroup_dir : "");
@@ -393,7 +440,7 @@ static void procs_shutdown(struct jd_executor *ex)
 {
 	struct procs *p = PROCS(ex);
 	p->stopping = 1;
-	for (int i = 0; p->w && i < p->n; i++) {
+	for (int i = 0; p->w && i < p->hw; i++) {
 		struct pworker *w = &p->w[i];
 		evtimer_del(w->restart);
 		if (w->child) {
@@ -409,7 +456,7 @@ static void procs_describe(const struct jd_executor *ex, struct jd_buf *b)
 {
 	const struct procs *p = PROCS(ex);
 	int busy = 0, alive = 0;
-	for (int i = 0; p->w && i < p->n; i++) {
+	for (int i = 0; p->w && i < p->hw; i++) {
 		if (p->w[i].state == W_BUSY)
 			busy++;
 		if (p->w[i].state != W_DOWN)
@@ -429,10 +476,13 @@ static void procs_describe(const struct jd_executor *ex, struct jd_buf *b)
 		jd_buf_adds(b, "null");
 	static const char *const names[] = { "down", "starting", "idle", "busy", "retiring" };
 	jd_buf_adds(b, ",\"processes\":[");
-	for (int i = 0; p->w && i < p->n; i++)
+	for (int i = 0; p->w && i < p->hw; i++) {
+		if (i >= p->n && p->w[i].state == W_DOWN)
+			continue; /* gone with a smaller pool */
 		jd_buf_printf(b, "%s{\"slot\":%d,\"pid\":%d,\"state\":\"%s\",\"jobs_run\":%u}",
 			      i ? "," : "", i, p->w[i].state == W_DOWN ? 0 : (int)p->w[i].pid,
 			      names[p->w[i].state], p->w[i].jobs_run);
+	}
 	jd_buf_addc(b, ']');
 }
 
@@ -440,7 +490,7 @@ static void procs_metrics(const struct jd_executor *ex, struct jd_buf *b)
 {
 	const struct procs *p = PROCS(ex);
 	int alive = 0;
-	for (int i = 0; p->w && i < p->n; i++)
+	for (int i = 0; p->w && i < p->hw; i++)
 		alive += p->w[i].state != W_DOWN;
 	jd_buf_printf(b,
 		      "# HELP jobd_process_workers_alive Worker processes running.\n"
@@ -458,7 +508,7 @@ static void procs_metrics(const struct jd_executor *ex, struct jd_buf *b)
 static void procs_free(struct jd_executor *ex)
 {
 	struct procs *p = PROCS(ex);
-	for (int i = 0; p->w && i < p->n; i++) {
+	for (int i = 0; p->w && i < p->hw; i++) {
 		if (p->w[i].restart)
 			event_free(p->w[i].restart);
 		if (p->w[i].kill_timer)
@@ -477,6 +527,7 @@ static const struct jd_executor_ops procs_ops = {
 	.shutdown = procs_shutdown,
 	.describe = procs_describe,
 	.metrics = procs_metrics,
+	.resize = procs_resize,
 	.free = procs_free,
 };
 
@@ -491,7 +542,9 @@ struct jd_executor *jd_procs_new(struct event_base *base, const struct jd_config
 	p->ex.stops_async = 1;
 	p->base = base;
 	p->cfg = cfg;
-	p->n = cfg->processes > 0 ? (int)cfg->processes : 1;
+	p->n = cfg->processes < 1              ? 1
+	       : cfg->processes > JD_PROCS_MAX ? JD_PROCS_MAX
+					       : (int)cfg->processes;
 	return &p->ex;
 }
 

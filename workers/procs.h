@@ -9,6 +9,8 @@
 
 struct event_base;
 
+#define JD_PROCS_MAX 4096 /* the most the configuration allows */
+
 /* A new, not yet started, process executor. `cfg` must outlive it (it is
  * re-read for every job, so a reload takes effect). */
 struct jd_executor *jd_procs_new(struct event_base *base, const struct jd_config *cfg);

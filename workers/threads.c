@@ -9,6 +9,11 @@
  * its result itself, puts itself on the done list and, if the list was
  * empty, writes the eventfd; the loop swaps the whole list out and drains it
  * in one callback (the Redis bio.c / uv_async_send pattern).
+ *
+ * The pool can be resized while it runs (a reload): the worker array has
+ * room for the most threads the configuration allows, so a worker never
+ * moves; the ones past the new size are joined when idle, or when the job
+ * they run ends.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -51,9 +56,10 @@ struct worker {
 struct thread_pool {
 	struct jd_executor ex;
 	struct event_base *base;
-	int nthreads;
-	struct worker *workers;
-	int idle; /* workers not busy (loop's view) */
+	int nthreads;           /* the pool's size: workers 0..nthreads-1 take jobs */
+	int hw;                 /* workers ever started: 0..hw-1 may hold a thread */
+	struct worker *workers; /* JD_THREADS_MAX of them */
+	int idle;               /* workers not busy (loop's view) */
 
 	int efd;
 	struct event *done_ev;
@@ -120,9 +126,8 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct thread_pool *p = w->pool;
 
-	unsigned seen = 0;
-
 	pthread_mutex_lock(&w->mu);
+	unsigned seen = w->handoff; /* a restarted worker has handed-over jobs behind it */
 	for (;;) {
 		while (w->handoff == seen && !w->quit)
 			pthread_cond_wait(&w->cv, &w->mu);
@@ -148,6 +153,41 @@ static void *worker_main(void *arg)
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
+}
+
+static int worker_start(struct thread_pool *p, struct worker *w)
+{
+	if (!w->pool) {
+		w->pool = p;
+		w->index = (int)(w - p->workers);
+		pthread_mutex_init(&w->mu, NULL);
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&w->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	w->quit = 0;
+	int r = pthread_create(&w->tid, NULL, worker_main, w);
+	if (r != 0) {
+		jd_err("thread executor: cannot start thread %d: %s", w->index, strerror(r));
+		return -r;
+	}
+	w->started = 1;
+	if (w->index >= p->hw)
+		p->hw = w->index + 1;
+	return 0;
+}
+
+/* Join an idle worker's thread (it is waiting for a job: at once). */
+static void worker_stop(struct worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->quit = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->tid, NULL);
+	w->started = 0;
 }
 
 /* Loop thread: drain finished workers. */
@@ -176,7 +216,10 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 		char *result = w->result;
 		w->result = NULL;
 		w->busy = 0;
-		p->idle++;
+		if (w->index < p->nthreads)
+			p->idle++;
+		else
+			worker_stop(w); /* the pool shrank under it */
 		struct jd_error err = w->error;
 		jd_sched_complete(p->ex.sched, job, w->status, result, &err);
 	}
@@ -191,29 +234,47 @@ static int pool_start(struct jd_executor *ex)
 	p->done_ev = event_new(p->base, p->efd, EV_READ | EV_PERSIST, on_done, p);
 	if (!p->done_ev || event_add(p->done_ev, NULL) < 0)
 		return -ENOMEM;
-	p->workers = calloc((size_t)p->nthreads, sizeof(*p->workers));
+	/* Untouched entries cost no memory (calloc of fresh pages). */
+	p->workers = calloc(JD_THREADS_MAX, sizeof(*p->workers));
 	if (!p->workers)
 		return -ENOMEM;
 	for (int i = 0; i < p->nthreads; i++) {
-		struct worker *w = &p->workers[i];
-		w->pool = p;
-		w->index = i;
-		pthread_mutex_init(&w->mu, NULL);
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&w->cv, &ca);
-		pthread_condattr_destroy(&ca);
-		int r = pthread_create(&w->tid, NULL, worker_main, w);
-		if (r != 0) {
-			jd_err("thread executor: cannot start thread %d: %s", i, strerror(r));
-			return -r;
-		}
-		w->started = 1;
+		int r = worker_start(p, &p->workers[i]);
+		if (r < 0)
+			return r;
 		p->idle++;
 	}
 	jd_info("thread executor: %d threads", p->nthreads);
 	return 0;
+}
+
+static int pool_resize(struct jd_executor *ex, int n)
+{
+	struct thread_pool *p = POOL(ex);
+	int old = p->nthreads, r = 0;
+	if (n < 1 || n > JD_THREADS_MAX)
+		return -EINVAL;
+	p->nthreads = n;
+	for (int i = n; i < old; i++) {
+		struct worker *w = &p->workers[i];
+		if (w->started == 1 && !w->busy) {
+			worker_stop(w);
+			p->idle--;
+		}
+	}
+	for (int i = old; i < n; i++) {
+		struct worker *w = &p->workers[i];
+		if (w->started == 1)
+			continue; /* still running a job: it stays */
+		if ((r = worker_start(p, w)) < 0) {
+			p->nthreads = i;
+			break;
+		}
+		p->idle++;
+	}
+	if (p->nthreads != old)
+		jd_notice("thread executor: %d threads (was %d)", p->nthreads, old);
+	return r;
 }
 
 static int pool_capacity(const struct jd_executor *ex)
@@ -226,7 +287,7 @@ static int pool_run(struct jd_executor *ex, struct jd_job *job)
 	struct thread_pool *p = POOL(ex);
 	for (int i = 0; i < p->nthreads; i++) {
 		struct worker *w = &p->workers[i];
-		if (w->busy)
+		if (w->busy || w->started != 1)
 			continue;
 		w->busy = 1;
 		p->idle--;
@@ -260,8 +321,10 @@ static void pool_shutdown(struct jd_executor *ex)
 	struct thread_pool *p = POOL(ex);
 	if (!p->workers)
 		return;
-	for (int i = 0; i < p->nthreads; i++) {
+	for (int i = 0; i < p->hw; i++) {
 		struct worker *w = &p->workers[i];
+		if (w->started != 1)
+			continue;
 		pthread_mutex_lock(&w->mu);
 		w->quit = 1;
 		atomic_store(&w->stop, 1);
@@ -273,9 +336,9 @@ static void pool_shutdown(struct jd_executor *ex)
 	struct timespec deadline;
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += 2;
-	for (int i = 0; i < p->nthreads; i++) {
+	for (int i = 0; i < p->hw; i++) {
 		struct worker *w = &p->workers[i];
-		if (!w->started)
+		if (w->started != 1)
 			continue;
 		if (pthread_timedjoin_np(w->tid, NULL, &deadline) != 0) {
 			jd_warn("thread executor: thread %d did not stop; leaving it", i);
@@ -290,8 +353,10 @@ static void pool_shutdown(struct jd_executor *ex)
 static void pool_describe(const struct jd_executor *ex, struct jd_buf *b)
 {
 	const struct thread_pool *p = POOL(ex);
-	jd_buf_printf(b, "\"workers\":%d,\"busy\":%d,\"idle\":%d", p->nthreads,
-		      p->nthreads - p->idle, p->idle);
+	int busy = 0;
+	for (int i = 0; i < p->hw; i++)
+		busy += p->workers[i].busy;
+	jd_buf_printf(b, "\"workers\":%d,\"busy\":%d,\"idle\":%d", p->nthreads, busy, p->idle);
 }
 
 static void pool_metrics(const struct jd_executor *ex, struct jd_buf *b)
@@ -302,7 +367,7 @@ static void pool_metrics(const struct jd_executor *ex, struct jd_buf *b)
 		      "# TYPE jobd_thread_workers gauge\n"
 		      "jobd_thread_workers{state=\"busy\"} %d\njobd_thread_workers{state=\"idle\"} "
 		      "%d\n",
-		      p->nthreads - p->idle, p->idle);
+		      p->nthreads > p->idle ? p->nthreads - p->idle : 0, p->idle);
 }
 
 static void pool_free(struct jd_executor *ex)
@@ -310,7 +375,7 @@ static void pool_free(struct jd_executor *ex)
 	struct thread_pool *p = POOL(ex);
 	int leaked = 0;
 	if (p->workers) {
-		for (int i = 0; i < p->nthreads; i++) {
+		for (int i = 0; i < p->hw; i++) {
 			struct worker *w = &p->workers[i];
 			if (w->started == 1) {
 				pthread_mutex_lock(&w->mu);
@@ -331,7 +396,9 @@ static void pool_free(struct jd_executor *ex)
 	if (leaked)
 		return; /* a detached thread may still touch the pool */
 	if (p->workers) {
-		for (int i = 0; i < p->nthreads; i++) {
+		for (int i = 0; i < p->hw; i++) {
+			if (!p->workers[i].pool)
+				continue;
 			pthread_mutex_destroy(&p->workers[i].mu);
 			pthread_cond_destroy(&p->workers[i].cv);
 		}
@@ -348,6 +415,7 @@ static const struct jd_executor_ops pool_ops = {
 	.shutdown = pool_shutdown,
 	.describe = pool_describe,
 	.metrics = pool_metrics,
+	.resize = pool_resize,
 	.free = pool_free,
 };
 
@@ -360,7 +428,7 @@ struct jd_executor *jd_threads_new(struct event_base *base, int nthreads)
 	p->ex.kind = JD_EXEC_THREAD;
 	p->ex.name = "thread";
 	p->base = base;
-	p->nthreads = nthreads > 0 ? nthreads : 1;
+	p->nthreads = nthreads < 1 ? 1 : nthreads > JD_THREADS_MAX ? JD_THREADS_MAX : nthreads;
 	p->efd = -1;
 	pthread_mutex_init(&p->done_mu, NULL);
 	return &p->ex;

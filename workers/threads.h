@@ -9,6 +9,8 @@
 
 struct event_base;
 
+#define JD_THREADS_MAX 4096 /* the most the configuration allows */
+
 /* A new, not yet started, thread executor of `nthreads` workers. */
 struct jd_executor *jd_threads_new(struct event_base *base, int nthreads);
 

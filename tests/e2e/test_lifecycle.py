@@ -103,6 +103,73 @@ class Logging(unittest.TestCase):
             d.cleanup()
 
 
+class Reload(unittest.TestCase):
+    """SIGHUP: what is reloadable changes while jobs run."""
+
+    def wait_log(self, d, text, start):
+        deadline = time.monotonic() + 20
+        while not any(text in l for l in d.lines[start:]):
+            self.assertLess(time.monotonic(), deadline, d.log())
+            time.sleep(0.01)
+
+    def reload(self, d, config):
+        with open(os.path.join(d.tmp, "jobd.conf"), "w") as f:
+            f.write(config)
+        mark = len(d.lines)
+        d.signal(signal.SIGHUP)
+        self.wait_log(d, "configuration reloaded", mark)
+
+    def executors(self, d):
+        _, _, ex = d.request("GET", "/v1/executors")
+        return {e["name"]: e for e in ex["executors"]}
+
+    def test_pool_sizes_and_limits_change_live(self):
+        d = Daemon(config="[thread]\nthreads = 1\n[process]\nprocesses = 1\n"
+                          "[jobs]\nmax_queued = 1000\n")
+        try:
+            first = d.submit({"task": "sleep", "params": {"seconds": 60}})
+            d.wait_running(first["id"])
+            second = d.submit({"task": "sleep", "params": {"seconds": 60}})
+            self.assertEqual(d.get(second["id"])["state"], "queued")
+            self.reload(d, "[thread]\nthreads = 3\n[process]\nprocesses = 3\n"
+                           "[jobs]\nmax_queued = 1\n")
+            # The queued job starts on a new thread; the new limit holds.
+            d.wait_running(second["id"])
+            ex = self.executors(d)
+            self.assertEqual(ex["thread"]["workers"], 3)
+            self.assertEqual(ex["process"]["workers"], 3)
+            queued = [d.submit({"task": "sleep", "params": {"seconds": 60}, "priority": -1})
+                      for _ in range(1)]
+            d.wait_running(queued[0]["id"])
+            extra = d.submit({"task": "sleep", "params": {"seconds": 60}})  # the one queued
+            status, _, _ = d.request("POST", "/v1/jobs", {"task": "echo",
+                                                          "params": {"value": 1}})
+            self.assertEqual(status, 429)
+            deadline = time.monotonic() + 20
+            while self.executors(d)["process"]["alive"] != 3:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+            # Shrink: running jobs keep their threads until they end.
+            self.reload(d, "[thread]\nthreads = 1\n[process]\nprocesses = 1\n")
+            ex = self.executors(d)
+            self.assertEqual((ex["thread"]["workers"], ex["thread"]["running"]), (1, 3))
+            for j in (extra, first, second, queued[0]):
+                d.request("POST", f"/v1/jobs/{j['id']}/cancel")
+            deadline = time.monotonic() + 20
+            while self.executors(d)["process"]["alive"] != 1:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+            # One thread left: two jobs run one after the other.
+            a = d.submit({"task": "sleep", "params": {"seconds": 0.2}})
+            b = d.submit({"task": "sleep", "params": {"seconds": 0.2}})
+            a, b = d.wait(a["id"]), d.wait(b["id"])
+            self.assertGreaterEqual(b["started_at"], a["finished_at"])
+            self.assertEqual(d.stop(), 0)
+            self.assertIsNone(d.sanitizer_report(), d.log())
+        finally:
+            d.cleanup()
+
+
 class Shutdown(unittest.TestCase):
     def test_sigterm_with_running_jobs_exits_0_within_grace(self):
         d = Daemon("--threads", "2", "--shutdown-grace", "1")
