@@ -346,12 +346,13 @@ static int procs_run(struct jd_executor *ex, struct jd_job *job)
 		jd_buf_json_str(&b, job->task->name);
 		jd_buf_adds(&b, ",\"params\":");
 		jd_buf_adds(&b, job->params);
-		jd_buf_printf(&b,
-			      ",\"attempt\":%u,\"token\":%u,\"output_limit\":%lld,\"kill_grace\":%g,"
-			      "\"cpu_limit\":%g,\"memory_limit\":%lld,\"open_files\":%lld}",
-			      job->attempt, w->jobs_run + 1, (long long)cfg->output_limit, cfg->kill_grace,
-			      cfg->job_cpu_limit, (long long)cfg->job_memory_limit,
-			      (long long)cfg->job_open_files);
+		jd_buf_printf(
+		    &b,
+		    ",\"attempt\":%u,\"token\":%u,\"output_limit\":%lld,\"kill_grace\":%g,"
+		    "\"cpu_limit\":%g,\"memory_limit\":%lld,\"open_files\":%lld}",
+		    job->attempt, w->jobs_run + 1, (long long)cfg->output_limit, cfg->kill_grace,
+		    cfg->job_cpu_limit, (long long)cfg->job_memory_limit,
+		    (long long)cfg->job_open_files);
 		size_t len;
 		char *msg = jd_buf_steal(&b, &len);
 		if (!msg)
