@@ -663,6 +663,7 @@ static int idem_check(struct jd_api *api, struct jd_req *r, enum jd_idem_route r
 	r->data = h;
 	r->on_abort = idem_on_abort;
 	jd_idem_wait(e, &h->w);
+	jd_debug("Idempotency-Key %.60s: held until its first request is stored", ik->key);
 	return 1;
 }
 

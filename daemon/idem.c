@@ -169,14 +169,21 @@ static void forget_early(struct jd_idem *t, struct jd_idem_entry *e)
 	free(e);
 }
 
-struct jd_idem_entry *jd_idem_find(struct jd_idem *t, const char *tenant, enum jd_idem_route route,
-				   const char *key, int64_t now)
+static struct jd_idem_entry *lookup(struct jd_idem *t, const char *tenant, enum jd_idem_route route,
+				    const char *key)
 {
 	size_t h = hash(tenant, route, key) & (t->nbuckets - 1);
 	struct jd_idem_entry *e = t->buckets[h];
 	while (e &&
 	       (e->route != route || strcmp(e->key, key) != 0 || strcmp(e->tenant, tenant) != 0))
 		e = e->hnext;
+	return e;
+}
+
+struct jd_idem_entry *jd_idem_find(struct jd_idem *t, const char *tenant, enum jd_idem_route route,
+				   const char *key, int64_t now)
+{
+	struct jd_idem_entry *e = lookup(t, tenant, route, key);
 	if (e && !e->pending && e->created_at + ttl_us(t) <= now) {
 		forget_early(t, e);
 		e = NULL;
@@ -272,13 +279,47 @@ void jd_idem_commit(struct jd_idem *t, struct jd_idem_entry *e, struct jd_job *c
 	wake(e, e);
 }
 
+/* Move e's waiters, in their order, in front of n's. */
+static void splice(struct jd_idem_entry *e, struct jd_idem_entry *n)
+{
+	struct jd_idem_waiter *w, *last = NULL;
+	for (w = e->waiters; w; w = w->next) {
+		w->entry = n;
+		last = w;
+	}
+	if (!last)
+		return;
+	last->next = n->waiters;
+	if (n->waiters)
+		n->waiters->prev = last;
+	n->waiters = e->waiters;
+	e->waiters = NULL;
+}
+
 void jd_idem_release(struct jd_idem *t, struct jd_idem_entry *e)
 {
+	struct jd_idem_waiter *w;
 	assert(e->pending);
-	/* Out of the table first: a waiter that goes again must find no
-	 * key, and become the new first request. */
+	/* Out of the table first: the waiter that goes again must find no
+	 * key, and become the new first request. The others then wait on
+	 * its key (or take its answer, when it had one at once) rather than
+	 * each going through the handler again; only when it made no key
+	 * (refused at once, or out of memory) does the next one go. */
 	unlink_entry(t, e);
-	wake(e, NULL);
+	while ((w = e->waiters) != NULL) {
+		struct jd_idem_entry *n =
+		    lookup(t, e->tenant, (enum jd_idem_route)e->route, e->key);
+		if (n && memcmp(n->fingerprint, e->fingerprint, sizeof(n->fingerprint)) == 0) {
+			if (!n->pending) {
+				wake(e, n);
+				break;
+			}
+			splice(e, n);
+			break;
+		}
+		jd_idem_unwait(w);
+		w->cb(w, NULL);
+	}
 	free(e);
 }
 

@@ -11,8 +11,9 @@
  *
  * While its submission waits for the store the key is pending: requests
  * that repeat it are held on it as waiters, and are answered with the same
- * jobs once it is stored, or go again as new requests when the submission
- * failed (the key is then released, not remembered). A stored key lives
+ * jobs once it is stored, or go again when the submission failed (the key
+ * is then released, not remembered): the first of them as the key's new
+ * first request, the rest held on that one. A stored key lives
  * `idempotency_ttl` seconds from its creation; a sweep forgets expired keys
  * a bounded slice at a time (and has the store forget them too), and a
  * lookup never returns an expired one.
@@ -88,7 +89,9 @@ void jd_idem_record(const struct jd_idem_entry *e, struct jd_store_key *out);
  * answer the waiters. */
 void jd_idem_commit(struct jd_idem *t, struct jd_idem_entry *e, struct jd_job *const *jobs,
 		    size_t n);
-/* The submission failed: forget the key, and send its waiters again. */
+/* The submission failed: forget the key and send a waiter again (cb with
+ * NULL); the others wait on the key that one makes, if any, or go again in
+ * turn. */
 void jd_idem_release(struct jd_idem *t, struct jd_idem_entry *e);
 /* Forget a stored key early (a job it names has been removed). */
 void jd_idem_forget(struct jd_idem *t, struct jd_idem_entry *e);

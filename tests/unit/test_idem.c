@@ -211,21 +211,65 @@ static void test_waiters_release(void **state)
 {
 	(void)state;
 	struct jd_idem *t = table(60, NULL);
-	struct held a = { .w.cb = on_ready }, b = { .w.cb = on_ready };
+	struct held a = { .w.cb = on_ready }, b = { .w.cb = on_ready }, c = { .w.cb = on_ready };
 	struct jd_idem_entry *e = jd_idem_begin(t, "", JD_IDEM_BATCH, "b", fp_a, 2, SEC);
-	a.again = t; /* the first waiter goes again and becomes the owner */
-	jd_idem_wait(e, &a.w);
+	/* The first waiter called goes again and makes a new pending key;
+	 * the others move onto it without being called. */
+	jd_idem_wait(e, &c.w);
 	jd_idem_wait(e, &b.w);
+	jd_idem_wait(e, &a.w);
+	a.again = t;
 	jd_idem_release(t, e);
-	assert_int_equal(a.calls + b.calls, 2);
+	assert_int_equal(a.calls, 1);
 	assert_null(a.got);
-	assert_null(b.got);
 	assert_non_null(a.again_entry);
 	assert_true(a.again_entry->pending);
+	assert_int_equal(b.calls + c.calls, 0);
+	assert_ptr_equal(b.w.entry, a.again_entry);
+	assert_ptr_equal(c.w.entry, a.again_entry);
 	assert_int_equal(jd_idem_count(t), 1);
 	assert_ptr_equal(jd_idem_find(t, "", JD_IDEM_BATCH, "b", 2 * SEC), a.again_entry);
+
+	/* That one fails too, and its first waiter (b, as the order is
+	 * kept) makes no new key: the next one (c) is called in turn. */
+	assert_ptr_equal(a.again_entry->waiters, &b.w);
 	jd_idem_release(t, a.again_entry);
+	assert_int_equal(b.calls, 1);
+	assert_int_equal(c.calls, 1);
+	assert_null(b.got);
+	assert_null(c.got);
 	assert_int_equal(jd_idem_count(t), 0);
+	jd_idem_free(t);
+}
+
+/* Goes again and is stored at once (the memory store answers at once). */
+static struct jd_job *again_job;
+
+static void on_ready_commit(struct jd_idem_waiter *w, const struct jd_idem_entry *e)
+{
+	struct held *h = (struct held *)w;
+	h->calls++;
+	h->got = e;
+	struct jd_idem_entry *n = jd_idem_begin(h->again, "", JD_IDEM_JOBS, "m", fp_a, 1, SEC);
+	jd_idem_commit(h->again, n, &again_job, 1);
+	h->again_entry = n;
+}
+
+static void test_waiters_release_stored_at_once(void **state)
+{
+	(void)state;
+	struct jd_idem *t = table(60, NULL);
+	struct held a = { .w.cb = on_ready_commit, .again = t }, b = { .w.cb = on_ready };
+	struct jd_idem_entry *e = jd_idem_begin(t, "", JD_IDEM_JOBS, "m", fp_a, 1, SEC);
+	again_job = make_job();
+	jd_idem_wait(e, &b.w);
+	jd_idem_wait(e, &a.w);
+	jd_idem_release(t, e);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(b.calls, 1);
+	assert_ptr_equal(b.got, a.again_entry);
+	assert_memory_equal(b.got->ids[0].b, again_job->id.b, 16);
+	jd_job_free(again_job);
 	jd_idem_free(t);
 }
 
@@ -515,6 +559,7 @@ int main(void)
 		cmocka_unit_test(test_many_keys),
 		cmocka_unit_test(test_waiters_commit),
 		cmocka_unit_test(test_waiters_release),
+		cmocka_unit_test(test_waiters_release_stored_at_once),
 		cmocka_unit_test(test_sweep),
 		cmocka_unit_test_setup_teardown(test_sqlite_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_restart, setup, teardown),
