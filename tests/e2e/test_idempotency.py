@@ -203,6 +203,15 @@ class Keys(DaemonTest):
         self.assertEqual(r4.returncode, 2)
         self.assertIn("--idempotency-key", r4.stderr)
 
+    def test_jobctl_run_idempotency_key_follows_the_first_job(self):
+        key = f"k-{uuid.uuid4()}"
+        args = ("run", "--idempotency-key", key, "--", "sh", "-c", "date +%s%N; exit 3")
+        r1 = jobctl(*args, url=self.d.url)
+        self.assertEqual(r1.returncode, 3, r1.stderr)
+        r2 = jobctl(*args, url=self.d.url)
+        # The same job's output and exit code: the command ran once.
+        self.assertEqual((r2.returncode, r2.stdout), (3, r1.stdout))
+
 
 class KeysAfterRestart(unittest.TestCase):
     def test_keys_are_honoured_after_a_restart(self):
