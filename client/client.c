@@ -44,8 +44,9 @@ struct jd_call {
 	char *path;
 	char *body; /* request body, NULL for none */
 	double timeout;
-	const char *accept; /* static string */
-	int retries;        /* left for an idempotent request lost to a stale connection */
+	const char *accept;    /* static string */
+	char *idempotency_key; /* Idempotency-Key header, NULL for none */
+	int retries;           /* left for an idempotent request lost to a stale connection */
 	int finished;
 	int ev_err; /* enum evhttp_request_error, or -1 if evhttp reported none */
 	struct jd_reply reply;
@@ -77,6 +78,7 @@ static void call_free(struct jd_call *c)
 		return;
 	free(c->path);
 	free(c->body);
+	free(c->idempotency_key);
 	jd_reply_cleanup(&c->reply);
 	free(c);
 }
@@ -164,6 +166,8 @@ static void call_start(struct jd_conn *cn, struct jd_call *c)
 	evhttp_add_header(h, "Host", c->ctl->authority);
 	evhttp_add_header(h, "User-Agent", "jobctl/" JOBD_VERSION);
 	evhttp_add_header(h, "Accept", c->accept);
+	if (c->idempotency_key)
+		evhttp_add_header(h, "Idempotency-Key", c->idempotency_key);
 	if (c->body) {
 		evhttp_add_header(h, "Content-Type", "application/json");
 		evbuffer_add(evhttp_request_get_output_buffer(req), c->body, strlen(c->body));
@@ -241,6 +245,12 @@ static struct jd_call *call_new(struct jd_ctl *ctl, enum evhttp_cmd_type method,
 	c->timeout = timeout > 0 ? timeout : REQUEST_TIMEOUT;
 	c->accept = "application/json, application/problem+json";
 	c->retries = method == EVHTTP_REQ_GET ? 1 : 0;
+	if (ctl->idempotency_key) {
+		/* With a key, sending it again cannot create a second job. */
+		c->idempotency_key = jd_xstrdup(ctl->idempotency_key);
+		ctl->idempotency_key = NULL;
+		c->retries = 1;
+	}
 	c->on_done = on_done;
 	c->arg = arg;
 	return c;
@@ -272,8 +282,9 @@ static void on_calls_done(evutil_socket_t fd, short what, void *arg)
 	while (list) {
 		struct jd_call *c = list;
 		list = c->next;
-		/* A GET that met a closed keep-alive connection was never seen
-		 * by jobd in any way that matters: send it once more. */
+		/* A GET (or a POST with an Idempotency-Key) that met a
+		 * closed keep-alive connection was never seen by jobd in
+		 * any way that matters: send it once more. */
 		if (c->reply.xerr == JD_XERR_EOF && c->retries > 0) {
 			c->retries--;
 			c->finished = 0;

@@ -56,6 +56,10 @@ struct jd_ctl {
 	struct event_base *base;
 	struct event *done_ev;
 	int json; /* --json */
+	/* Sent as the Idempotency-Key header of the next call made, which
+	 * takes it (it is then NULL again); that call, a POST, may then be
+	 * resent like a GET when a stale connection loses it. */
+	const char *idempotency_key;
 
 	/* Target, from the URL. */
 	char *url;       /* as given, for messages */

@@ -63,6 +63,7 @@ enum opt_id {
 	O_PRINT_ID,
 	O_STDERR,
 	O_FOLLOW,
+	O_IDEMPOTENCY_KEY,
 };
 
 struct opt {
@@ -86,6 +87,7 @@ struct args {
 	const char *state, *task;
 	const char *cwd, *stdin_file;
 	int print_id, err_stream, follow;
+	const char *idempotency_key;
 };
 
 struct cmd;
@@ -110,6 +112,8 @@ static const struct opt global_opts[] = {
 	{ NULL, NULL, 0, NULL },
 };
 
+#define IDEMPOTENCY_KEY_HELP "a retry with the same K and job gets the first job, not a new one"
+
 static const struct opt submit_opts[] = {
 	{ "executor", "E", O_EXECUTOR, "where to run: thread, process, opencl or auto" },
 	{ "param", "K=V", O_PARAM,
@@ -121,6 +125,7 @@ static const struct opt submit_opts[] = {
 	{ "label", "K=V", O_LABEL, "attach a label (repeatable)" },
 	{ "wait", NULL, O_WAIT, "wait for the job and print its result instead of its ID" },
 	{ "wait-timeout", "S", O_WAIT_TIMEOUT, "with --wait: give up after S seconds (exit 124)" },
+	{ "idempotency-key", "K", O_IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_HELP },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -145,6 +150,7 @@ static const struct opt run_opts[] = {
 	{ "priority", "N", O_PRIORITY, "-100..100, higher runs first (default 0)" },
 	{ "label", "K=V", O_LABEL, "attach a label (repeatable)" },
 	{ "print-id", NULL, O_PRINT_ID, "print the job's ID as the first line on stderr" },
+	{ "idempotency-key", "K", O_IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_HELP },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -284,6 +290,16 @@ static int parse_secs(const char *s, double *out)
 	return 0;
 }
 
+/* What jobd takes as an Idempotency-Key: 1..255 printable ASCII. */
+static int idempotency_key_valid(const char *k)
+{
+	size_t n = strlen(k);
+	for (size_t i = 0; i < n; i++)
+		if (k[i] < 0x20 || k[i] > 0x7e)
+			return 0;
+	return n >= 1 && n <= 255;
+}
+
 static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, const char *v)
 {
 	switch (o->id) {
@@ -312,6 +328,14 @@ static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, con
 	case O_PRINT_ID: a->print_id = 1; break;
 	case O_STDERR: a->err_stream = 1; break;
 	case O_FOLLOW: a->follow = 1; break;
+	case O_IDEMPOTENCY_KEY:
+		if (!idempotency_key_valid(v))
+			return usage_error(c,
+					   "--idempotency-key wants 1 to 255 printable ASCII "
+					   "characters, not '%s'",
+					   v);
+		a->idempotency_key = v;
+		break;
 	case O_PARAMS:
 		if (a->params)
 			return usage_error(c, "--params given twice");
@@ -643,6 +667,7 @@ static int cmd_submit(struct jd_ctl *ctl, const struct args *a)
 	if (rc != JD_EXIT_OK)
 		return rc;
 	struct jd_reply r;
+	ctl->idempotency_key = a->idempotency_key;
 	jd_ctl_call_sync(ctl, EVHTTP_REQ_POST, "/v1/jobs", body, &r);
 	free(body);
 	rc = jd_reply_check(ctl, &r);
@@ -785,6 +810,7 @@ static int cmd_run(struct jd_ctl *ctl, const struct args *a)
 	int rc = build_run_body(find_cmd("run"), a, &body);
 	if (rc != JD_EXIT_OK)
 		return rc;
+	ctl->idempotency_key = a->idempotency_key; /* taken by its submission */
 	rc = jd_run(ctl, body, a->print_id);
 	free(body);
 	return rc;

@@ -156,7 +156,7 @@ _jobctl()
         COMPREPLY=($(compgen -W "$(_jobctl_tasks)" -- "$cur"))
         return
         ;;
-    --param | --label | --env | --priority | --timeout | --wait-timeout | --limit)
+    --param | --label | --env | --priority | --timeout | --wait-timeout | --limit | --idempotency-key)
         return
         ;;
     esac
@@ -172,8 +172,8 @@ _jobctl()
 
     local opts=""
     case $cmd in
-    submit) opts="--executor --param --params --priority --timeout --label --wait --wait-timeout" ;;
-    run) opts="--timeout --env --cwd --stdin-file --priority --label --print-id --" ;;
+    submit) opts="--executor --param --params --priority --timeout --label --wait --wait-timeout --idempotency-key" ;;
+    run) opts="--timeout --env --cwd --stdin-file --priority --label --print-id --idempotency-key --" ;;
     wait | result) opts="--timeout" ;;
     output) opts="--stderr --follow" ;;
     list) opts="--state --task --label --limit" ;;

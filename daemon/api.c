@@ -18,11 +18,13 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/idem.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "daemon/timeutil.h"
 #include "version.h"
 #include "opencl/executor.h"
+#include "opencl/sha256.h"
 #include "workers/exec.h"
 #include "workers/plugins.h"
 #include "workers/tasks.h"
@@ -265,6 +267,9 @@ static cJSON *parse_body(struct jd_req *r)
  * answers, the request is gone and the answer has nowhere to go. */
 struct submission {
 	struct jd_req *r;
+	struct jd_api *api;
+	struct jd_idem_entry *idem; /* the Idempotency-Key it was sent with, or NULL */
+	int batch;
 };
 
 static void on_submit_abort(struct jd_req *r)
@@ -415,15 +420,30 @@ static struct submission *hold(struct jd_req *r)
 		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL, "out of memory");
 		return NULL;
 	}
-	sub->r = r;
+	*sub = (struct submission){ .r = r };
 	r->data = sub;
 	r->on_abort = on_submit_abort;
 	return sub;
 }
 
+/* Idempotency-Key (below): a request's key, once checked. */
+struct idem_req {
+	const char *key; /* NULL when none was sent */
+	enum jd_idem_route route;
+	uint8_t fingerprint[JD_SHA256_LEN]; /* of the body */
+};
+static int idem_check(struct jd_api *api, struct jd_req *r, enum jd_idem_route route,
+		      void (*again)(struct jd_api *api, struct jd_req *r, const char *id),
+		      struct idem_req *ik);
+static void idem_submit(struct jd_api *api, struct jd_req *r, const struct idem_req *ik,
+			struct jd_job **jobs, size_t n);
+
 static void h_submit(struct jd_api *api, struct jd_req *r, const char *id)
 {
+	struct idem_req ik;
 	(void)id;
+	if (idem_check(api, r, JD_IDEM_JOBS, h_submit, &ik))
+		return; /* answered, or held until the key's first request is stored */
 	cJSON *body = parse_body(r);
 	if (!body)
 		return;
@@ -431,6 +451,10 @@ static void h_submit(struct jd_api *api, struct jd_req *r, const char *id)
 	cJSON_Delete(body);
 	if (!job)
 		return;
+	if (ik.key) {
+		idem_submit(api, r, &ik, &job, 1);
+		return;
+	}
 	struct submission *sub = hold(r);
 	if (!sub) {
 		jd_job_free(job);
@@ -468,7 +492,10 @@ static void on_batch_stored(void *arg, int status, struct jd_job **jobs, size_t 
 
 static void h_batch(struct jd_api *api, struct jd_req *r, const char *id)
 {
+	struct idem_req ik;
 	(void)id;
+	if (idem_check(api, r, JD_IDEM_BATCH, h_batch, &ik))
+		return;
 	cJSON *body = parse_body(r);
 	if (!body)
 		return;
@@ -504,6 +531,11 @@ static void h_batch(struct jd_api *api, struct jd_req *r, const char *id)
 			break;
 	}
 	cJSON_Delete(body);
+	if (k == n && ik.key) {
+		idem_submit(api, r, &ik, jobs, (size_t)n);
+		free(jobs);
+		return;
+	}
 	struct submission *sub = k == n ? hold(r) : NULL;
 	if (!sub) {
 		for (int i = 0; i < k && i < n; i++)
@@ -513,6 +545,182 @@ static void h_batch(struct jd_api *api, struct jd_req *r, const char *id)
 	}
 	jd_sched_submit_many(api->sched, jobs, (size_t)n, on_batch_stored, sub);
 	free(jobs);
+}
+
+/* ---- Idempotency-Key (POST /v1/jobs and /v1/jobs/batch) ----
+ *
+ * The first request with a key creates the job(s); the key is stored in
+ * the same transaction. A repeat with the same body gets 200 and the same
+ * job(s); with another body, 422. A repeat that arrives while the first is
+ * still being stored is held until it is (then answered 200 like any
+ * repeat), or, if the first failed, goes again as a new request. */
+
+/* The tenant whose keys a request uses. Keys are scoped by tenant and
+ * route; until bearer tokens exist every request is tenant "". */
+static const char *req_tenant(struct jd_req *r)
+{
+	(void)r;
+	return "";
+}
+
+/* Whether every job a stored key names is still here (retention removes
+ * jobs; a key whose jobs are gone counts as expired). */
+static int idem_jobs_alive(struct jd_api *api, const struct jd_idem_entry *e)
+{
+	for (size_t i = 0; i < e->nids; i++)
+		if (!jd_sched_find(api->sched, &e->ids[i]))
+			return 0;
+	return 1;
+}
+
+/* Answer a repeat: 200 with what the first request's 202 said (the job as
+ * it is now, or the batch's IDs). */
+static void idem_replay(struct jd_api *api, struct jd_req *r, const struct jd_idem_entry *e)
+{
+	if (e->route == JD_IDEM_JOBS) {
+		char loc[64], id[JD_ID_STRLEN];
+		jd_id_format(&e->ids[0], id);
+		snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
+		reply_job(r, 200, jd_sched_find(api->sched, &e->ids[0]));
+		jd_req_add_header(r, "Location", loc);
+	} else {
+		struct jd_buf b;
+		jd_buf_init(&b, 64 + e->nids * 40);
+		jd_buf_printf(&b, "{\"count\":%zu,\"ids\":[", e->nids);
+		for (size_t i = 0; i < e->nids; i++) {
+			char idstr[JD_ID_STRLEN];
+			jd_id_format(&e->ids[i], idstr);
+			jd_buf_printf(&b, "%s\"%s\"", i ? "," : "", idstr);
+		}
+		jd_buf_adds(&b, "]}");
+		reply_json(r, 200, &b);
+	}
+	jd_req_add_header(r, "Idempotent-Replayed", "true");
+}
+
+/* A repeat held until the key's first request is stored. */
+struct idem_hold {
+	struct jd_idem_waiter w;
+	struct jd_api *api;
+	struct jd_req *r;
+	void (*again)(struct jd_api *api, struct jd_req *r, const char *id);
+};
+
+static void idem_on_ready(struct jd_idem_waiter *w, const struct jd_idem_entry *e)
+{
+	struct idem_hold *h = container_of(w, struct idem_hold, w);
+	struct jd_api *api = h->api;
+	struct jd_req *r = h->r;
+	void (*again)(struct jd_api *, struct jd_req *, const char *) = h->again;
+	r->data = NULL;
+	r->on_abort = NULL;
+	free(h);
+	if (e && idem_jobs_alive(api, e))
+		idem_replay(api, r, e);
+	else
+		again(api, r, ""); /* the first request failed: this one is new */
+}
+
+static void idem_on_abort(struct jd_req *r)
+{
+	struct idem_hold *h = r->data;
+	jd_idem_unwait(&h->w);
+	free(h);
+	r->data = NULL;
+}
+
+/* Check a request's Idempotency-Key. Returns 0 to go on (ik->key is NULL,
+ * or names a key not in use), 1 when the request has been answered (bad
+ * key 400, reused key 422, repeat 200) or is held. */
+static int idem_check(struct jd_api *api, struct jd_req *r, enum jd_idem_route route,
+		      void (*again)(struct jd_api *api, struct jd_req *r, const char *id),
+		      struct idem_req *ik)
+{
+	ik->key = jd_req_header(r, "Idempotency-Key");
+	ik->route = route;
+	if (!ik->key)
+		return 0;
+	if (!jd_idem_key_valid(ik->key)) {
+		jd_req_problem(r, 400, "invalid-idempotency-key", "Invalid Idempotency-Key",
+			       "Idempotency-Key",
+			       "the Idempotency-Key header must be 1 to %d printable ASCII "
+			       "characters",
+			       JD_IDEM_KEY_MAX);
+		return 1;
+	}
+	jd_sha256(r->body ? r->body : "", r->body ? r->body_len : 0, ik->fingerprint);
+	struct jd_idem_entry *e =
+	    jd_idem_find(api->idem, req_tenant(r), route, ik->key, jd_real_us());
+	if (e && !e->pending && !idem_jobs_alive(api, e)) {
+		jd_idem_forget(api->idem, e);
+		e = NULL;
+	}
+	if (!e)
+		return 0;
+	if (memcmp(e->fingerprint, ik->fingerprint, sizeof(ik->fingerprint)) != 0) {
+		jd_req_problem(r, 422, "idempotency-key-reused", "Idempotency-Key reused",
+			       "Idempotency-Key",
+			       "this Idempotency-Key was sent before with a different body; use a "
+			       "new key for a new request");
+		return 1;
+	}
+	if (!e->pending) {
+		idem_replay(api, r, e);
+		return 1;
+	}
+	struct idem_hold *h = malloc(sizeof(*h));
+	if (!h) {
+		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL, "out of memory");
+		return 1;
+	}
+	*h = (struct idem_hold){ .api = api, .r = r, .again = again };
+	h->w.cb = idem_on_ready;
+	r->data = h;
+	r->on_abort = idem_on_abort;
+	jd_idem_wait(e, &h->w);
+	jd_debug("Idempotency-Key %.60s: held until its first request is stored", ik->key);
+	return 1;
+}
+
+static void on_keyed_stored(void *arg, int status, struct jd_job **jobs, size_t n)
+{
+	struct submission *sub = arg;
+	/* Remembered only once stored; released when not, so that a retry
+	 * is a new request. */
+	if (status == 0)
+		jd_idem_commit(sub->api->idem, sub->idem, jobs, n);
+	else
+		jd_idem_release(sub->api->idem, sub->idem);
+	if (sub->batch)
+		on_batch_stored(sub, status, jobs, n);
+	else
+		on_submitted(sub, status, status == 0 ? jobs[0] : NULL);
+}
+
+/* Submit validated jobs under the request's key (a key not in use). Takes
+ * the jobs over in every case. */
+static void idem_submit(struct jd_api *api, struct jd_req *r, const struct idem_req *ik,
+			struct jd_job **jobs, size_t n)
+{
+	struct jd_idem_entry *e = jd_idem_begin(api->idem, req_tenant(r), ik->route, ik->key,
+						ik->fingerprint, n, jd_real_us());
+	struct submission *sub = e ? hold(r) : NULL;
+	if (!sub) {
+		if (e)
+			jd_idem_release(api->idem, e);
+		else
+			jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL,
+				       "out of memory");
+		for (size_t i = 0; i < n; i++)
+			jd_job_free(jobs[i]);
+		return;
+	}
+	sub->api = api;
+	sub->idem = e;
+	sub->batch = ik->route == JD_IDEM_BATCH;
+	struct jd_store_key rec;
+	jd_idem_record(e, &rec);
+	jd_sched_submit_keyed(api->sched, jobs, n, &rec, on_keyed_stored, sub);
 }
 
 /* ---- POST /v1/wait ---- */

@@ -13,11 +13,15 @@
 #include "daemon/http.h"
 #include "daemon/sched.h"
 
+struct jd_idem;
+
 struct jd_api {
 	struct jd_sched *sched;
 	const struct jd_config *cfg;
 	int64_t started_mono;
 	int ready; /* recovered and listening (READY=1 sent) */
+	/* The Idempotency-Key table (daemon/idem.h). */
+	struct jd_idem *idem;
 };
 
 /* The jd_http handler: routes one request. `arg` is a struct jd_api. */

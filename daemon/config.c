@@ -53,6 +53,9 @@ const struct jd_config_key jd_config_keys[] = {
 	    "Most jobs waiting to run; beyond it submissions get 429 with Retry-After."),
 	KEY("jobs", max_batch, JD_CFG_INT, "10000", 1, 1000000, 1,
 	    "Most jobs in one POST /v1/jobs/batch (accepted all together or not at all)."),
+	KEY("jobs", idempotency_ttl, JD_CFG_SECONDS, "86400", 1, 31536000, 1,
+	    "Seconds an Idempotency-Key is remembered: a retry with the same key and body within "
+	    "this time gets the first job(s) back instead of new ones."),
 	KEY("jobs", default_timeout, JD_CFG_SECONDS, "0", 0, 31536000, 1,
 	    "Timeout of a job that sets none, in seconds of running; 0 for none."),
 	KEY("jobs", retry_backoff, JD_CFG_SECONDS, "1", 0.001, 86400, 1,

@@ -33,6 +33,7 @@ struct jd_config {
 	/* [jobs] */
 	int64_t max_queued;
 	int64_t max_batch;
+	double idempotency_ttl;
 	double default_timeout;
 	double retry_backoff;
 	double retry_backoff_max;

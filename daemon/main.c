@@ -29,6 +29,7 @@
 #include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/http.h"
+#include "daemon/idem.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
 #include "daemon/sched.h"
@@ -370,6 +371,7 @@ int main(int argc, char **argv)
 	struct daemon_state ds = { 0 };
 	int check = 0, exit_code = 1;
 	struct jd_store *store = NULL;
+	struct jd_idem *idem = NULL;
 
 	/* A worker process of the process executor: jobd exec'd by itself. */
 	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
@@ -490,7 +492,15 @@ int main(int argc, char **argv)
 	for (size_t i = 0; jd_sched_executor_at(ds.sched, i); i++)
 		jd_sched_dispatch(ds.sched, jd_sched_executor_at(ds.sched, i));
 	jd_sched_start_retention(ds.sched);
-	ds.api = (struct jd_api){ ds.sched, &ds.cfg, jd_mono_us(), 0 };
+	/* Idempotency keys after the jobs they name. */
+	idem = jd_idem_new(ds.base, &ds.cfg, store);
+	if (!idem || (r = jd_idem_load(idem)) < 0) {
+		jd_err("cannot load the idempotency keys: %s", strerror(idem ? -r : ENOMEM));
+		close(fd);
+		goto out;
+	}
+	jd_idem_start_sweep(idem);
+	ds.api = (struct jd_api){ ds.sched, &ds.cfg, jd_mono_us(), 0, idem };
 	ds.http = jd_http_new(ds.base, &ds.cfg, fd, jd_api_handle, &ds.api);
 	if (!ds.http)
 		goto out;
@@ -539,6 +549,7 @@ out:
 	if (store)
 		store->ops->free(store);
 	jd_http_free(ds.http);
+	jd_idem_free(idem); /* after its waiters (requests) are gone */
 	jd_sched_free(ds.sched);
 	if (ds.base)
 		event_base_free(ds.base);

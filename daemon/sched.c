@@ -749,7 +749,7 @@ static void on_stored(void *arg, int status)
 }
 
 static void submit(struct jd_sched *s, struct jd_job **jobs, size_t n, jd_submit_done_fn one,
-		   jd_submit_many_fn many, void *arg)
+		   jd_submit_many_fn many, void *arg, const struct jd_store_key *key)
 {
 	int r = 0;
 	if (s->draining)
@@ -787,18 +787,27 @@ static void submit(struct jd_sched *s, struct jd_job **jobs, size_t n, jd_submit
 		p->jobs[i] = job;
 	}
 	s->pending += n;
-	s->store->ops->put(s->store, p->jobs, n, on_stored, p);
+	if (key && s->store->ops->put_keyed)
+		s->store->ops->put_keyed(s->store, p->jobs, n, key, on_stored, p);
+	else
+		s->store->ops->put(s->store, p->jobs, n, on_stored, p);
 }
 
 void jd_sched_submit(struct jd_sched *s, struct jd_job *job, jd_submit_done_fn done, void *arg)
 {
-	submit(s, &job, 1, done, NULL, arg);
+	submit(s, &job, 1, done, NULL, arg, NULL);
 }
 
 void jd_sched_submit_many(struct jd_sched *s, struct jd_job **jobs, size_t n,
 			  jd_submit_many_fn done, void *arg)
 {
-	submit(s, jobs, n, NULL, done, arg);
+	submit(s, jobs, n, NULL, done, arg, NULL);
+}
+
+void jd_sched_submit_keyed(struct jd_sched *s, struct jd_job **jobs, size_t n,
+			   const struct jd_store_key *key, jd_submit_many_fn done, void *arg)
+{
+	submit(s, jobs, n, NULL, done, arg, key);
 }
 
 /* ---- recovery ---- */

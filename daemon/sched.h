@@ -59,6 +59,11 @@ void jd_sched_submit(struct jd_sched *s, struct jd_job *job, jd_submit_done_fn d
 typedef void (*jd_submit_many_fn)(void *arg, int status, struct jd_job **jobs, size_t n);
 void jd_sched_submit_many(struct jd_sched *s, struct jd_job **jobs, size_t n,
 			  jd_submit_many_fn done, void *arg);
+/* Like jd_sched_submit_many() (n may be 1), storing the Idempotency-Key
+ * `key` (store.h; copied before this returns) in the same transaction as
+ * the jobs. */
+void jd_sched_submit_keyed(struct jd_sched *s, struct jd_job **jobs, size_t n,
+			   const struct jd_store_key *key, jd_submit_many_fn done, void *arg);
 
 struct jd_job *jd_sched_find(struct jd_sched *s, const struct jd_id *id);
 

@@ -12,6 +12,7 @@
 #define JD_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct jd_id;
@@ -21,6 +22,19 @@ struct jd_store;
 /* Called on the loop thread when a put has been stored (status 0) or has
  * failed (negative errno; the jobs were not accepted). */
 typedef void (*jd_store_done_fn)(void *arg, int status);
+
+/* An idempotency key (daemon/idem.h), stored in the same transaction as the
+ * jobs its request created: a 202 and its key are both stored or neither
+ * is. The strings are borrowed for the duration of the call. */
+struct jd_store_key {
+	const char *tenant;      /* who the key belongs to; "" until tokens scope keys */
+	const char *route;       /* "/v1/jobs" or "/v1/jobs/batch" */
+	const char *key;         /* the Idempotency-Key header */
+	uint8_t fingerprint[32]; /* SHA-256 of the request body */
+	int64_t created_at;      /* realtime µs */
+	const struct jd_id *ids; /* load_keys only: the jobs created, in order */
+	size_t nids;
+};
 
 struct jd_store_ops {
 	const char *name;
@@ -38,6 +52,22 @@ struct jd_store_ops {
 	/* Forget jobs (retention), with whatever else they own in the store. */
 	void (*remove)(struct jd_store *st, const struct jd_id *ids, size_t n);
 	void (*free)(struct jd_store *st);
+
+	/* Idempotency keys; all three NULL when the store keeps none (the
+	 * memory store: the daemon's key table is then the only copy). */
+	/* Like put, and store `key` in the same transaction; its jobs are
+	 * `jobs`, in order. A stored key of the same tenant, route and name is
+	 * replaced. The store copies what it needs before returning. */
+	void (*put_keyed)(struct jd_store *st, struct jd_job **jobs, size_t n,
+			  const struct jd_store_key *key, jd_store_done_fn done, void *arg);
+	/* At start, before the loop runs: call fn for every key created after
+	 * `since` (realtime µs), oldest first; the key is valid during the call
+	 * only. fn returns 0, or a negative errno that fails the load. */
+	int (*load_keys)(struct jd_store *st, int64_t since,
+			 int (*fn)(void *arg, const struct jd_store_key *key), void *arg);
+	/* Forget the keys created at or before `before` (realtime µs). Fire
+	 * and forget, ordered after the puts before it. */
+	void (*expire_keys)(struct jd_store *st, int64_t before);
 };
 
 struct jd_store {

@@ -42,6 +42,7 @@ static const struct jd_store_ops mem_ops = {
 	.load = NULL, /* nothing survives a restart */
 	.remove = mem_remove,
 	.free = mem_free,
+	.put_keyed = NULL, /* idempotency keys live in the daemon's table only */
 };
 
 struct jd_store *jd_store_mem_new(struct event_base *base)

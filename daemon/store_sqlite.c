@@ -77,6 +77,19 @@ static const char *const migrations[] = {
 	"output TEXT,"
 	"extra TEXT"
 	") WITHOUT ROWID",
+	/* 1 -> 2: Idempotency-Key records (daemon/idem.c), written in the
+	 * transaction of the jobs they created; jobs is those jobs' 16-byte
+	 * IDs, concatenated in order. */
+	"CREATE TABLE idempotency_keys ("
+	"tenant TEXT NOT NULL,"
+	"route TEXT NOT NULL,"
+	"key TEXT NOT NULL,"
+	"fingerprint BLOB NOT NULL,"
+	"created_at INTEGER NOT NULL,"
+	"jobs BLOB NOT NULL,"
+	"PRIMARY KEY (tenant, route, key)"
+	");"
+	"CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at)",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == JD_STORE_SQLITE_SCHEMA,
@@ -114,7 +127,9 @@ struct row {
 	char data[];
 };
 
-enum op_kind { OP_PUT, OP_UPDATE, OP_REMOVE };
+enum op_kind { OP_PUT, OP_UPDATE, OP_REMOVE, OP_EXPIRE_KEYS };
+
+struct key_row; /* an idempotency key (see "idempotency keys" below) */
 
 struct op {
 	struct op *next;
@@ -123,9 +138,11 @@ struct op {
 	jd_store_done_fn done;
 	void *arg;
 	size_t n;
-	struct row **rows; /* put: n rows; update: one */
-	struct jd_id *ids; /* remove: n IDs */
-	void *tail[];      /* rows or ids, allocated with the entry */
+	struct row **rows;   /* put: n rows; update: one */
+	struct jd_id *ids;   /* remove: n IDs */
+	struct key_row *key; /* put: stored with the rows, or NULL */
+	int64_t before;      /* expire keys: created at or before this */
+	void *tail[];        /* rows or ids, allocated with the entry */
 };
 
 struct sqlite_store {
@@ -137,6 +154,7 @@ struct sqlite_store {
 	sqlite3 *db;
 	pthread_mutex_t conn_mu; /* whoever uses db holds it */
 	sqlite3_stmt *ins, *upd, *del, *begin, *commit, *rollback, *freelist;
+	sqlite3_stmt *key_ins, *key_expire;
 
 	pthread_t tid;
 	int started;
@@ -229,7 +247,7 @@ static struct op *op_new(enum op_kind kind, size_t n, size_t item)
 	op->n = n;
 	if (kind == OP_REMOVE)
 		op->ids = (struct jd_id *)op->tail;
-	else
+	else if (kind != OP_EXPIRE_KEYS)
 		op->rows = (struct row **)op->tail;
 	return op;
 }
@@ -239,6 +257,7 @@ static void op_free(struct op *op)
 	if (op->rows)
 		for (size_t i = 0; i < op->n; i++)
 			free(op->rows[i]);
+	free(op->key);
 	free(op);
 }
 
@@ -335,13 +354,17 @@ static int write_row(sqlite3_stmt *stmt, const struct row *r, int whole)
 /* Insert a put's rows, all or none. A row the database refuses (a
  * duplicate ID) fails only this put; returns an SQLite code only for an
  * error that dooms the transaction. */
+static int write_key(struct sqlite_store *s, const struct key_row *k);
+
 static int do_put(struct sqlite_store *s, struct op *op)
 {
-	int rc = SQLITE_OK;
-	if (op->n > 1 && (rc = sqlite3_exec(s->db, "SAVEPOINT put", NULL, NULL, NULL)) != SQLITE_OK)
+	int rc = SQLITE_OK, sp = op->n > 1 || op->key;
+	if (sp && (rc = sqlite3_exec(s->db, "SAVEPOINT put", NULL, NULL, NULL)) != SQLITE_OK)
 		return rc;
 	for (size_t i = 0; i < op->n && rc == SQLITE_OK; i++)
 		rc = write_row(s->ins, op->rows[i], 1);
+	if (rc == SQLITE_OK && op->key)
+		rc = write_key(s, op->key);
 	if (rc != SQLITE_OK && sql_fatal(rc))
 		return rc;
 	if (rc != SQLITE_OK) {
@@ -349,10 +372,10 @@ static int do_put(struct sqlite_store *s, struct op *op)
 		jd_id_format(&op->rows[0]->id, id);
 		jd_warn("store: job %s not stored: %s", id, sqlite3_errstr(rc));
 		op->status = sql_errno(s->db, rc);
-		if (op->n > 1)
+		if (sp)
 			sqlite3_exec(s->db, "ROLLBACK TO put", NULL, NULL, NULL);
 	}
-	if (op->n > 1 && (rc = sqlite3_exec(s->db, "RELEASE put", NULL, NULL, NULL)) != SQLITE_OK)
+	if (sp && (rc = sqlite3_exec(s->db, "RELEASE put", NULL, NULL, NULL)) != SQLITE_OK)
 		return rc;
 	return SQLITE_OK;
 }
@@ -411,6 +434,11 @@ static int write_batch(struct sqlite_store *s, struct op *list, size_t nops)
 		case OP_UPDATE: rc = do_update(s, op); break;
 		case OP_REMOVE:
 			rc = do_remove(s, op);
+			removed = 1;
+			break;
+		case OP_EXPIRE_KEYS:
+			sqlite3_bind_int64(s->key_expire, 1, op->before);
+			rc = step_done(s->key_expire);
 			removed = 1;
 			break;
 		}
@@ -588,12 +616,15 @@ static void enqueue(struct sqlite_store *s, struct op *op)
 	pthread_mutex_unlock(&s->mu);
 }
 
-static void sqlite_put(struct jd_store *st, struct jd_job **jobs, size_t n, jd_store_done_fn done,
-		       void *arg)
+static struct key_row *key_row_new(const struct jd_store_key *key, struct jd_job **jobs, size_t n);
+
+/* A put, with an idempotency key (may be NULL). */
+static void put_op(struct sqlite_store *s, struct jd_job **jobs, size_t n,
+		   const struct jd_store_key *key, jd_store_done_fn done, void *arg)
 {
-	struct sqlite_store *s = SSTORE(st);
 	struct op *op = op_new(OP_PUT, n, sizeof(struct row *));
-	if (!op) {
+	if (!op || (key && !(op->key = key_row_new(key, jobs, n)))) {
+		free(op);
 		done(arg, -ENOMEM);
 		return;
 	}
@@ -608,6 +639,12 @@ static void sqlite_put(struct jd_store *st, struct jd_job **jobs, size_t n, jd_s
 	}
 	atomic_fetch_add(&s->puts, 1);
 	enqueue(s, op);
+}
+
+static void sqlite_put(struct jd_store *st, struct jd_job **jobs, size_t n, jd_store_done_fn done,
+		       void *arg)
+{
+	put_op(SSTORE(st), jobs, n, NULL, done, arg);
 }
 
 static void sqlite_update(struct jd_store *st, const struct jd_job *job)
@@ -815,12 +852,157 @@ static int sqlite_load(struct jd_store *st, int (*fn)(void *arg, struct jd_job *
 	return r;
 }
 
+/* ---- idempotency keys ----
+ *
+ * One row per Idempotency-Key (daemon/idem.c), inserted by the put of the
+ * jobs it created, in the same savepoint: the jobs and their key are stored
+ * together or not at all. A key whose name is taken again (after it expired
+ * in the daemon) replaces the old row. */
+
+static const char sql_key_insert[] =
+    "INSERT OR REPLACE INTO idempotency_keys (tenant, route, key, fingerprint, created_at, jobs)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char sql_key_expire[] = "DELETE FROM idempotency_keys WHERE created_at <= ?1";
+static const char sql_key_load[] =
+    "SELECT tenant, route, key, fingerprint, created_at, jobs FROM idempotency_keys"
+    " WHERE created_at > ?1 ORDER BY created_at";
+
+_Static_assert(sizeof(struct jd_id) == 16, "a stored key's jobs are 16-byte IDs");
+
+/* A key as the store writes it; the strings and the job IDs are packed
+ * behind it. */
+struct key_row {
+	int64_t created_at;
+	uint8_t fingerprint[32];
+	const char *tenant, *route, *key;
+	size_t nids;
+	uint8_t *ids; /* nids * 16 bytes */
+	char data[];
+};
+
+static struct key_row *key_row_new(const struct jd_store_key *key, struct jd_job **jobs, size_t n)
+{
+	size_t tl = strlen(key->tenant) + 1, rl = strlen(key->route) + 1, kl = strlen(key->key) + 1;
+	struct key_row *k = malloc(sizeof(*k) + n * sizeof(jobs[0]->id.b) + tl + rl + kl);
+	if (!k)
+		return NULL;
+	k->created_at = key->created_at;
+	memcpy(k->fingerprint, key->fingerprint, sizeof(k->fingerprint));
+	k->nids = n;
+	k->ids = (uint8_t *)k->data;
+	for (size_t i = 0; i < n; i++)
+		memcpy(k->ids + i * sizeof(jobs[i]->id.b), jobs[i]->id.b, sizeof(jobs[i]->id.b));
+	char *p = k->data + n * sizeof(jobs[0]->id.b);
+	k->tenant = memcpy(p, key->tenant, tl);
+	k->route = memcpy(p + tl, key->route, rl);
+	k->key = memcpy(p + tl + rl, key->key, kl);
+	return k;
+}
+
+/* Store thread, inside do_put's savepoint. */
+static int write_key(struct sqlite_store *s, const struct key_row *k)
+{
+	sqlite3_stmt *q = s->key_ins;
+	sqlite3_bind_text(q, 1, k->tenant, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, k->route, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, k->key, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 4, k->fingerprint, sizeof(k->fingerprint), SQLITE_STATIC);
+	sqlite3_bind_int64(q, 5, k->created_at);
+	sqlite3_bind_blob(q, 6, k->ids, (int)(k->nids * 16), SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void sqlite_put_keyed(struct jd_store *st, struct jd_job **jobs, size_t n,
+			     const struct jd_store_key *key, jd_store_done_fn done, void *arg)
+{
+	put_op(SSTORE(st), jobs, n, key, done, arg);
+}
+
+static void sqlite_expire_keys(struct jd_store *st, int64_t before)
+{
+	struct sqlite_store *s = SSTORE(st);
+	struct op *op = op_new(OP_EXPIRE_KEYS, 0, 0);
+	if (!op) {
+		jd_err("store: out of memory expiring idempotency keys");
+		return; /* the next expiry covers these too */
+	}
+	op->before = before;
+	atomic_fetch_add(&s->removes, 1);
+	enqueue(s, op);
+}
+
+static int sqlite_load_keys(struct jd_store *st, int64_t since,
+			    int (*fn)(void *arg, const struct jd_store_key *key), void *arg)
+{
+	struct sqlite_store *s = SSTORE(st);
+	sqlite3_stmt *q = NULL;
+	size_t skipped = 0;
+	struct jd_id *ids = NULL;
+	size_t cap = 0;
+	int r = 0, rc;
+
+	pthread_mutex_lock(&s->conn_mu);
+	rc = sqlite3_prepare_v2(s->db, sql_key_load, -1, &q, NULL);
+	if (rc == SQLITE_OK)
+		sqlite3_bind_int64(q, 1, since);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		if ((rc = sqlite3_step(q)) != SQLITE_ROW)
+			break;
+		struct jd_store_key k = { 0 };
+		const char *tenant = (const char *)sqlite3_column_text(q, 0);
+		const char *route = (const char *)sqlite3_column_text(q, 1);
+		const char *key = (const char *)sqlite3_column_text(q, 2);
+		const void *fp = sqlite3_column_blob(q, 3);
+		int fplen = sqlite3_column_bytes(q, 3);
+		k.created_at = sqlite3_column_int64(q, 4);
+		const void *blob = sqlite3_column_blob(q, 5);
+		size_t bytes = (size_t)sqlite3_column_bytes(q, 5);
+		if (!tenant || !route || !key || !fp || fplen != (int)sizeof(k.fingerprint) ||
+		    !blob || bytes == 0 || bytes % sizeof(ids[0].b) != 0) {
+			skipped++;
+			continue;
+		}
+		k.nids = bytes / sizeof(ids[0].b);
+		if (k.nids > cap) {
+			struct jd_id *n = realloc(ids, k.nids * sizeof(*ids));
+			if (!n) {
+				r = -ENOMEM;
+				break;
+			}
+			ids = n;
+			cap = k.nids;
+		}
+		memcpy(ids, blob, bytes); /* struct jd_id is its 16 bytes */
+		memcpy(k.fingerprint, fp, sizeof(k.fingerprint));
+		k.tenant = tenant;
+		k.route = route;
+		k.key = key;
+		k.ids = ids;
+		if ((r = fn(arg, &k)) < 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE) {
+		jd_err("store: cannot read the idempotency keys of %s: %s", s->path,
+		       sqlite3_errmsg(s->db));
+		r = sql_errno(s->db, rc);
+	}
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&s->conn_mu);
+	free(ids);
+	if (skipped)
+		jd_warn("store: skipped %zu unreadable idempotency key(s)", skipped);
+	return r;
+}
+
 /* ---- open and close ---- */
 
 static void destroy(struct sqlite_store *s)
 {
-	sqlite3_stmt *stmts[] = { s->ins,    s->upd,      s->del,     s->begin,
-				  s->commit, s->rollback, s->freelist };
+	sqlite3_stmt *stmts[] = { s->ins,      s->upd,      s->del,     s->begin,     s->commit,
+				  s->rollback, s->freelist, s->key_ins, s->key_expire };
 	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
 		sqlite3_finalize(stmts[i]);
 	if (s->db && sqlite3_close(s->db) != SQLITE_OK)
@@ -865,6 +1047,9 @@ static const struct jd_store_ops sqlite_ops = {
 	.load = sqlite_load,
 	.remove = sqlite_remove,
 	.free = sqlite_free,
+	.put_keyed = sqlite_put_keyed,
+	.load_keys = sqlite_load_keys,
+	.expire_keys = sqlite_expire_keys,
 };
 
 /* flock(path.lock) so that a second jobd on the same state directory stops
@@ -1048,6 +1233,8 @@ static int open_db(struct sqlite_store *s, enum jd_durability d, char *err, size
 		{ &s->commit, "COMMIT" },
 		{ &s->rollback, "ROLLBACK" },
 		{ &s->freelist, "PRAGMA freelist_count" },
+		{ &s->key_ins, sql_key_insert },
+		{ &s->key_expire, sql_key_expire },
 	};
 	for (size_t i = 0; i < sizeof(prep) / sizeof(prep[0]); i++) {
 		rc = sqlite3_prepare_v3(s->db, prep[i].sql, -1, SQLITE_PREPARE_PERSISTENT,

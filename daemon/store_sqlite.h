@@ -22,7 +22,7 @@ enum jd_durability {
 };
 
 /* The newest schema version this binary knows (PRAGMA user_version). */
-#define JD_STORE_SQLITE_SCHEMA 1
+#define JD_STORE_SQLITE_SCHEMA 2
 
 /* Open (creating or migrating it) the database at `path`, lock it against a
  * second jobd (flock on path + ".lock"), check it (PRAGMA quick_check) and

@@ -3,8 +3,8 @@
  * vectors, a million 'a's, and that any split of the input across updates
  * gives the same digest.
  *
- * sha256.c is pure C (no OpenCL) but is built into jobd-opencl-host only, so
- * the test compiles it in directly: it runs whether or not JOBD_OPENCL is on.
+ * sha256.c is pure C (no OpenCL) and part of jdcore, so the test runs
+ * whether or not JOBD_OPENCL is on.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "opencl/sha256.c"
+#include "opencl/sha256.h"
 
 static void hex_of(const void *data, size_t n, char hex[65])
 {
