@@ -63,6 +63,9 @@ enum opt_id {
 	O_PRINT_ID,
 	O_STDERR,
 	O_FOLLOW,
+	O_ANY,
+	O_ALL,
+	O_FIRST_FAILURE,
 };
 
 struct opt {
@@ -86,6 +89,8 @@ struct args {
 	const char *state, *task;
 	const char *cwd, *stdin_file;
 	int print_id, err_stream, follow;
+	const char *mode_opt; /* --any, --all or --first-failure, if given */
+	enum jd_wait_mode wait_mode;
 };
 
 struct cmd;
@@ -125,6 +130,15 @@ static const struct opt submit_opts[] = {
 };
 
 static const struct opt wait_opts[] = {
+	{ "all", NULL, O_ALL, "until every job has ended (the default)" },
+	{ "any", NULL, O_ANY, "until one job has ended" },
+	{ "first-failure", NULL, O_FIRST_FAILURE,
+	  "until a job has failed (or timed out, or was cancelled), or all have ended" },
+	{ "timeout", "S", O_WAIT_FOR, "give up after S seconds (exit 124); 0 checks once" },
+	{ NULL, NULL, 0, NULL },
+};
+
+static const struct opt result_opts[] = {
 	{ "timeout", "S", O_WAIT_FOR, "give up after S seconds (exit 124); 0 checks once" },
 	{ NULL, NULL, 0, NULL },
 };
@@ -176,10 +190,11 @@ static const struct cmd cmds[] = {
 	{ "run", "[OPTIONS] -- COMMAND...", "run a command as an exec job, streaming its output",
 	  "command", run_opts, 1, -1, cmd_run, 1 },
 	{ "status", "ID...", "show jobs, one line each", "job ID", no_opts, 1, -1, cmd_status, 0 },
-	{ "wait", "ID... [--timeout S]", "wait until all the jobs have ended", "job ID", wait_opts,
-	  1, -1, cmd_wait, 0 },
-	{ "result", "ID [--timeout S]", "wait for a job and print its result", "job ID", wait_opts,
-	  1, 1, cmd_result, 0 },
+	{ "wait", "ID... [--all|--any|--first-failure] [--timeout S]",
+	  "wait until all the jobs (or one, or a failed one) have ended", "job ID", wait_opts, 1,
+	  -1, cmd_wait, 0 },
+	{ "result", "ID [--timeout S]", "wait for a job and print its result", "job ID",
+	  result_opts, 1, 1, cmd_result, 0 },
 	{ "output", "ID [--stderr] [--follow]", "print an exec job's stdout (or stderr)", "job ID",
 	  output_opts, 1, 1, cmd_output, 0 },
 	{ "cancel", "ID...", "cancel jobs", "job ID", no_opts, 1, -1, cmd_cancel, 0 },
@@ -343,6 +358,17 @@ static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, con
 		if (parse_long(v, 0, 1000000000, &a->limit) < 0)
 			return usage_error(c, "--limit wants a number of jobs, not '%s'", v);
 		a->have_limit = 1;
+		break;
+	case O_ANY:
+	case O_ALL:
+	case O_FIRST_FAILURE:
+		if (a->mode_opt && strcmp(a->mode_opt, o->name))
+			return usage_error(c, "--%s and --%s do not go together", a->mode_opt,
+					   o->name);
+		a->mode_opt = o->name;
+		a->wait_mode = o->id == O_ANY   ? JD_WAIT_ANY
+			       : o->id == O_ALL ? JD_WAIT_ALL
+						: JD_WAIT_FIRST_FAILURE;
 		break;
 	}
 	return JD_EXIT_OK;
@@ -739,39 +765,16 @@ static int cmd_cancel(struct jd_ctl *ctl, const struct args *a)
 	return per_job(ctl, a, EVHTTP_REQ_POST, "/cancel");
 }
 
+/* POST /v1/wait; what each mode returns is in docs/jobctl.md. */
 static int cmd_wait(struct jd_ctl *ctl, const struct args *a)
 {
-	struct jd_wait ws;
-	double timeout = a->have_wait_for ? a->wait_for : -1;
-	jd_wait_run(&ws, ctl, a->pos, a->npos, timeout);
-	int rc = ws.rc, failed = 0, pending = 0;
-	struct jd_table t = { .ncols = 7 };
-	for (int i = 0; i < ws.n && rc == JD_EXIT_OK; i++) {
-		struct jd_wait_job *w = &ws.w[i];
-		struct jd_job_view v;
-		if (!w->job) {
-			pending++;
-			continue;
-		}
-		jd_job_view_get(w->job, &v);
-		pending += !w->terminal;
-		failed += w->terminal && strcmp(v.state, "succeeded");
-		if (ctl->json)
-			jd_put_doc(stdout, &w->r, w->job);
-		else
-			jd_job_row(&t, w->job);
-	}
-	jd_table_print(&t, stdout);
-	jd_table_cleanup(&t);
-	if (rc == JD_EXIT_OK && (ws.timed_out || pending)) {
-		fprintf(stderr, "jobctl: timed out after %g s; %d of %d job%s not finished\n",
-			timeout, pending, ws.n, ws.n == 1 ? "" : "s");
-		rc = JD_EXIT_TIMEOUT;
-	} else if (rc == JD_EXIT_OK && failed) {
-		rc = JD_EXIT_JOB;
-	}
-	jd_wait_cleanup(&ws);
-	return rc;
+	if (a->wait_mode != JD_WAIT_ALL && a->npos > JD_WAIT_MAX_WATCHED)
+		return usage_error(
+		    find_cmd("wait"),
+		    "--%s takes at most %d job IDs (%d given); --all takes any number", a->mode_opt,
+		    JD_WAIT_MAX_WATCHED, a->npos);
+	return jd_wait_many(ctl, a->pos, (size_t)a->npos, a->wait_mode,
+			    a->have_wait_for ? a->wait_for : -1);
 }
 
 static int cmd_result(struct jd_ctl *ctl, const struct args *a)
