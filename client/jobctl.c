@@ -26,7 +26,9 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "batch.h"
 #include "client.h"
+#include "jsonl.h"
 #include "jtext.h"
 #include "run.h"
 #include "show.h"
@@ -63,6 +65,7 @@ enum opt_id {
 	O_PRINT_ID,
 	O_STDERR,
 	O_FOLLOW,
+	O_BATCH,
 	O_ANY,
 	O_ALL,
 	O_FIRST_FAILURE,
@@ -89,6 +92,8 @@ struct args {
 	const char *state, *task;
 	const char *cwd, *stdin_file;
 	int print_id, err_stream, follow;
+	const char *batch;
+	const char *job_opt;  /* the last option given that shapes one job */
 	const char *mode_opt; /* --any, --all or --first-failure, if given */
 	enum jd_wait_mode wait_mode;
 };
@@ -124,7 +129,9 @@ static const struct opt submit_opts[] = {
 	{ "priority", "N", O_PRIORITY, "-100..100, higher runs first (default 0)" },
 	{ "timeout", "S", O_TIMEOUT, "stop the job after S seconds of running" },
 	{ "label", "K=V", O_LABEL, "attach a label (repeatable)" },
-	{ "wait", NULL, O_WAIT, "wait for the job and print its result instead of its ID" },
+	{ "batch", "FILE", O_BATCH, "instead of TASK: the jobs of FILE, one JSON object a line" },
+	{ "wait", NULL, O_WAIT,
+	  "wait for the job and print its result instead of its ID (--batch: as wait does)" },
 	{ "wait-timeout", "S", O_WAIT_TIMEOUT, "with --wait: give up after S seconds (exit 124)" },
 	{ NULL, NULL, 0, NULL },
 };
@@ -185,8 +192,8 @@ static int cmd_run(struct jd_ctl *ctl, const struct args *a);
 static int cmd_output(struct jd_ctl *ctl, const struct args *a);
 
 static const struct cmd cmds[] = {
-	{ "submit", "TASK [OPTIONS]", "submit a job and print its ID", "TASK", submit_opts, 1, 1,
-	  cmd_submit, 0 },
+	{ "submit", "TASK [OPTIONS] | --batch FILE", "submit a job (or many) and print its ID",
+	  "TASK", submit_opts, 0, 1, cmd_submit, 0 },
 	{ "run", "[OPTIONS] -- COMMAND...", "run a command as an exec job, streaming its output",
 	  "command", run_opts, 1, -1, cmd_run, 1 },
 	{ "status", "ID...", "show jobs, one line each", "job ID", no_opts, 1, -1, cmd_status, 0 },
@@ -302,6 +309,15 @@ static int parse_secs(const char *s, double *out)
 static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, const char *v)
 {
 	switch (o->id) {
+	case O_EXECUTOR:
+	case O_PARAM:
+	case O_PARAMS:
+	case O_PRIORITY:
+	case O_TIMEOUT:
+	case O_LABEL: a->job_opt = o->name; break;
+	default: break;
+	}
+	switch (o->id) {
 	case O_URL: a->url = v; break;
 	case O_JSON: a->json = 1; break;
 	case O_HELP: a->help = 1; break;
@@ -358,6 +374,11 @@ static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, con
 		if (parse_long(v, 0, 1000000000, &a->limit) < 0)
 			return usage_error(c, "--limit wants a number of jobs, not '%s'", v);
 		a->have_limit = 1;
+		break;
+	case O_BATCH:
+		if (a->batch)
+			return usage_error(c, "--batch given twice");
+		a->batch = v;
 		break;
 	case O_ANY:
 	case O_ALL:
@@ -662,8 +683,58 @@ out:
 
 /* ---- commands ---- */
 
+/* submit --batch FILE: every line checked before anything is sent. */
+static int submit_batch(struct jd_ctl *ctl, const struct args *a)
+{
+	const struct cmd *c = &cmds[0];
+	const char *file = a->batch;
+	if (a->npos)
+		return usage_error(c, "--batch takes the jobs from FILE, not a TASK ('%s')",
+				   a->pos[0]);
+	if (a->job_opt)
+		return usage_error(
+		    c, "--%s cannot be used with --batch: give it in each job's line", a->job_opt);
+	FILE *f = strcmp(file, "-") ? fopen(file, "rb") : stdin;
+	if (!f)
+		return usage_error(c, "--batch: cannot open '%s': %s", file, strerror(errno));
+	size_t len, n;
+	char *text = read_all(f, &len);
+	int err = errno;
+	if (f != stdin)
+		fclose(f);
+	if (!text)
+		return usage_error(c, "--batch: cannot read '%s': %s", file, strerror(err));
+	struct jd_jsonl_job *jobs;
+	enum jd_jsonl_err why;
+	long line;
+	int rc;
+	if (jd_jsonl_parse(text, len, &jobs, &n, &line, &why) < 0)
+		rc = usage_error(c, "--batch: %s, line %ld: %s; nothing was submitted",
+				 strcmp(file, "-") ? file : "standard input", line,
+				 jd_jsonl_strerror(why));
+	else if (n == 0)
+		rc = usage_error(c, "--batch: %s holds no jobs",
+				 strcmp(file, "-") ? file : "standard input");
+	else
+		rc = JD_EXIT_OK;
+	char **ids = NULL;
+	if (rc == JD_EXIT_OK)
+		rc = jd_batch_submit(ctl, file, jobs, n, !a->wait, &ids);
+	if (rc == JD_EXIT_OK && a->wait)
+		rc = jd_wait_many(ctl, (const char *const *)ids, n, JD_WAIT_ALL,
+				  a->have_wait_for ? a->wait_for : -1);
+	jd_batch_ids_free(ids, n);
+	free(jobs);
+	free(text);
+	return rc;
+}
+
 static int cmd_submit(struct jd_ctl *ctl, const struct args *a)
 {
+	if (a->batch)
+		return submit_batch(ctl, a);
+	if (a->npos == 0)
+		return usage_error(&cmds[0], "missing TASK");
 	char *body = NULL;
 	int rc = build_submit_body(&cmds[0], a, &body);
 	if (rc != JD_EXIT_OK)
