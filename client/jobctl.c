@@ -65,6 +65,9 @@ enum opt_id {
 	O_PRINT_ID,
 	O_STDERR,
 	O_FOLLOW,
+	O_AFTER,
+	O_NOT_BEFORE,
+	O_RETRIES,
 	O_BATCH,
 	O_ANY,
 	O_ALL,
@@ -92,6 +95,11 @@ struct args {
 	const char *state, *task;
 	const char *cwd, *stdin_file;
 	int print_id, err_stream, follow;
+	const char **after;
+	int nafter;
+	const char *not_before;
+	int have_retries;
+	long retries;
 	const char *batch;
 	const char *job_opt;  /* the last option given that shapes one job */
 	const char *mode_opt; /* --any, --all or --first-failure, if given */
@@ -129,6 +137,10 @@ static const struct opt submit_opts[] = {
 	{ "priority", "N", O_PRIORITY, "-100..100, higher runs first (default 0)" },
 	{ "timeout", "S", O_TIMEOUT, "stop the job after S seconds of running" },
 	{ "label", "K=V", O_LABEL, "attach a label (repeatable)" },
+	{ "after", "ID", O_AFTER, "start only once job ID has succeeded (repeatable)" },
+	{ "not-before", "T", O_NOT_BEFORE,
+	  "start no earlier than T: seconds from now, or an RFC 3339 time" },
+	{ "retries", "N", O_RETRIES, "run the job again up to N times if it fails" },
 	{ "batch", "FILE", O_BATCH, "instead of TASK: the jobs of FILE, one JSON object a line" },
 	{ "wait", NULL, O_WAIT,
 	  "wait for the job and print its result instead of its ID (--batch: as wait does)" },
@@ -314,7 +326,10 @@ static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, con
 	case O_PARAMS:
 	case O_PRIORITY:
 	case O_TIMEOUT:
-	case O_LABEL: a->job_opt = o->name; break;
+	case O_LABEL:
+	case O_AFTER:
+	case O_NOT_BEFORE:
+	case O_RETRIES: a->job_opt = o->name; break;
 	default: break;
 	}
 	switch (o->id) {
@@ -374,6 +389,22 @@ static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, con
 		if (parse_long(v, 0, 1000000000, &a->limit) < 0)
 			return usage_error(c, "--limit wants a number of jobs, not '%s'", v);
 		a->have_limit = 1;
+		break;
+	case O_AFTER:
+		if (!v[0])
+			return usage_error(c, "--after wants a job ID");
+		a->after[a->nafter++] = v;
+		break;
+	case O_NOT_BEFORE:
+		if (!v[0])
+			return usage_error(c, "--not-before wants seconds from now or an RFC 3339 "
+					      "time");
+		a->not_before = v;
+		break;
+	case O_RETRIES:
+		if (parse_long(v, 0, 1000000, &a->retries) < 0)
+			return usage_error(c, "--retries wants a number of retries, not '%s'", v);
+		a->have_retries = 1;
 		break;
 	case O_BATCH:
 		if (a->batch)
@@ -576,6 +607,18 @@ static void add_pairs(cJSON *obj, const char *const *kv, int n)
 	}
 }
 
+/* --not-before T: a decimal number is seconds from now; anything else
+ * goes to jobd as given, to be read as an RFC 3339 time. */
+static cJSON *not_before_item(const char *t)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(t, &end);
+	if (t[0] && strspn(t, "0123456789+-.eE") == strlen(t) && !*end && !errno && isfinite(v))
+		return cJSON_CreateNumber(v);
+	return cJSON_CreateString(t);
+}
+
 /* The scheduling fields that submit and run share. */
 static void add_sched_fields(cJSON *job, const struct args *a)
 {
@@ -585,6 +628,15 @@ static void add_sched_fields(cJSON *job, const struct args *a)
 		cJSON_AddNumberToObject(job, "timeout", a->timeout);
 	if (a->nlabel)
 		add_pairs(cJSON_AddObjectToObject(job, "labels"), a->label, a->nlabel);
+	if (a->have_retries)
+		cJSON_AddNumberToObject(job, "retries", (double)a->retries);
+	if (a->nafter) {
+		cJSON *after = cJSON_AddArrayToObject(job, "after");
+		for (int i = 0; i < a->nafter; i++)
+			cJSON_AddItemToArray(after, cJSON_CreateString(a->after[i]));
+	}
+	if (a->not_before)
+		cJSON_AddItemToObject(job, "not_before", not_before_item(a->not_before));
 }
 
 /* The body of POST /v1/jobs. Returns JD_EXIT_OK or JD_EXIT_USAGE. Caller frees. */
@@ -1196,6 +1248,7 @@ int main(int argc, char **argv)
 	a.param = jd_xcalloc((size_t)argc, sizeof(char *));
 	a.label = jd_xcalloc((size_t)argc, sizeof(char *));
 	a.env = jd_xcalloc((size_t)argc, sizeof(char *));
+	a.after = jd_xcalloc((size_t)argc, sizeof(char *));
 	a.pos = jd_xcalloc((size_t)argc, sizeof(char *));
 	int rc = JD_EXIT_OK;
 	const struct cmd *c = NULL;
@@ -1263,6 +1316,7 @@ out:
 	free(a.param);
 	free(a.label);
 	free(a.env);
+	free(a.after);
 	free(a.pos);
 	return rc;
 }
