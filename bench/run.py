@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """run.py - the jobd benchmark driver (`make bench`).
 
-Runs thirteen figures in one go, each beside an anchor measured in the same
+Runs fourteen figures in one go, each beside an anchor measured in the same
 run on the same machine, prints a Markdown table and writes results.json.
-Figures a to c, e to k and l's restarts are measured --repeat times (3;
+Figures a to c, e to k, l's restarts and n are measured --repeat times (3;
 1 with --quick), anchor and jobd alternating, and the medians reported:
 
   a. submit rate     jobd vs a bare libmicrohttpd server (bare_server)
@@ -24,9 +24,11 @@ Figures a to c, e to k and l's restarts are measured --repeat times (3;
   l. recovery        restart time with 1,000,000 stored finished jobs:
                      start to "listening on", and jobd's "recovered" line
   m. database size   jobd.db bytes per stored finished job (l's database)
+  n. batch e2e       POST /v1/jobs/batch (1,000 jobs a request) + POST
+                     /v1/wait vs ThreadPoolExecutor(2).map
 
-a to g run jobd with --durability memory (the HTTP and scheduler path, as
-before the store); k to m are about the store.
+a to g and n run jobd with --durability memory (the HTTP and scheduler path,
+as before the store); k to m are about the store.
 
 h to j are skipped ("skipped: <reason>" rows, exit status unaffected) when
 jobd's opencl executor is disabled or missing, or an anchor is not built.
@@ -102,6 +104,9 @@ TARGET_NORMAL_RATIO = 0.80      # k: submit rate, normal / memory
 TARGET_FULL_RATIO = 0.50        # k: submit rate, full / memory
 TARGET_RECOVERY_S = 10.0        # l: start to listening, 1,000,000 jobs
 RECOVERY_READY_TIMEOUT = 120.0  # l: seconds a restart may take to listen
+BATCH_JOBS = 1000               # n: jobs per POST /v1/jobs/batch
+WAIT_IDS = 10000                # n: IDs per POST /v1/wait (jobd's limit)
+TARGET_BATCH_E2E_RATIO = 1.5    # n: jobd jobs/s / ThreadPoolExecutor(2).map
 JOBD_RECOVERED_RE = re.compile(
     r"recovered (\d+) job\(s\) in ([0-9.]+) s(?:: (\d+) queued)?")
 
@@ -471,6 +476,117 @@ class Bench:
         best = min(times)
         return {"tasks": n, "seconds": best, "runs": times,
                 "jobs_per_s": n / best}
+
+    def run_batch_e2e(self):
+        """n. End to end in batches: POST /v1/jobs/batch with 1,000 echo
+        jobs a request, then POST /v1/wait (all_completed), from the
+        driver over one keep-alive connection, vs
+        ThreadPoolExecutor(2).map over as many no-op calls in-process."""
+        n = 5000 if self.quick else 20000
+        runs, pools = [], []
+        for i in range(self.repeat):
+            log("n. batch e2e, round %d/%d: ThreadPoolExecutor(2).map, %d "
+                "no-op calls" % (i + 1, self.repeat, n))
+            pools.append(self.python_pool_map(n))
+            log("n. batch e2e, round %d/%d: jobd, %d jobs in batches of %d"
+                % (i + 1, self.repeat, n, BATCH_JOBS))
+            jobd = self.start_jobd(2, extra=MEMORY_STORE)
+            try:
+                runs.append(self.batch_e2e(jobd, n))
+            finally:
+                self.stop(jobd)
+        self.raw["python_pool_map"] = pools
+        self.raw["jobd_batch_e2e"] = runs
+        j = median([x["jobs_per_s"] for x in runs])
+        p = median([x["jobs_per_s"] for x in pools])
+        ratio = j / p if p > 0 else None
+        met = ratio is not None and ratio >= TARGET_BATCH_E2E_RATIO
+        note = "submit %s of the time (median); per round jobd/pool: %s" % (
+            "{:.0%}".format(median([x["submit_seconds"] / x["seconds"]
+                                    for x in runs])),
+            ", ".join("%.2f" % (r["jobs_per_s"] / q["jobs_per_s"])
+                      for r, q in zip(runs, pools)))
+        bad = [x for x in runs if x["not_done"] or x["unsuccessful"]]
+        if bad:
+            met = False
+            note = "not every job succeeded: %s" % [
+                {k: x[k] for k in ("not_done", "unsuccessful")} for x in bad]
+        self.figure("batch_e2e", "batch end to end", "jobs/s", j, p,
+                    "ThreadPoolExecutor(2).map, in-process", ratio,
+                    "ratio >= %.2f" % TARGET_BATCH_E2E_RATIO, met, note)
+
+    def batch_e2e(self, jobd, n):
+        """Submit n echo jobs in batches of BATCH_JOBS, then wait for all of
+        them with POST /v1/wait, on one keep-alive connection; timed from
+        the first batch sent to the last wait answered. A batch of 10 jobs
+        and its wait go first, untimed (connection, threads)."""
+        def batch_body(k):
+            return ('{"jobs":[%s]}' % ",".join([ECHO_BODY] * k)).encode()
+
+        def wait_body(ids):
+            # IDs are plain ASCII: no JSON escaping needed.
+            return ('{"ids":["%s"],"return_when":"all_completed",'
+                    '"timeout":%d}' % ('","'.join(ids), REQUEST_TIMEOUT)
+                    ).encode()
+
+        conn = http.client.HTTPConnection("127.0.0.1", jobd.port,
+                                          timeout=REQUEST_TIMEOUT + 10)
+        hdrs = {"Content-Type": "application/json"}
+
+        def post(path, data, want):
+            conn.request("POST", path, body=data, headers=hdrs)
+            r = conn.getresponse()
+            payload = r.read()
+            if r.status != want:
+                raise BenchError("POST %s answered %d: %s\n%s"
+                                 % (path, r.status, payload[:300],
+                                    jobd.log_tail()))
+            return json.loads(payload)
+
+        body = batch_body(BATCH_JOBS)
+        try:
+            warm = post("/v1/jobs/batch", batch_body(10), 202)["ids"]
+            post("/v1/wait", wait_body(warm), 200)
+            ids = []
+            t0 = time.perf_counter()
+            for k in range(0, n, BATCH_JOBS):
+                ids += post("/v1/jobs/batch",
+                            body if n - k >= BATCH_JOBS
+                            else batch_body(n - k), 202)["ids"]
+            t_sub = time.perf_counter()
+            not_done = 0
+            for k in range(0, len(ids), WAIT_IDS):
+                not_done += len(post("/v1/wait", wait_body(ids[k:k + WAIT_IDS]),
+                                     200)["not_done"])
+            t1 = time.perf_counter()
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            raise BenchError("batch e2e against jobd: %s\n%s"
+                             % (e, jobd.log_tail()))
+        finally:
+            conn.close()
+        # Untimed: none of them may have ended other than succeeded.
+        status, doc = http_json(jobd.port, "GET", "/v1/jobs?state=failed,"
+                                "timed_out,cancelled&limit=10")
+        if status != 200:
+            raise BenchError("GET /v1/jobs?state=... answered %d: %s"
+                             % (status, doc))
+        return {"jobs": n, "batch": BATCH_JOBS, "seconds": t1 - t0,
+                "submit_seconds": t_sub - t0, "jobs_per_s": n / (t1 - t0),
+                "not_done": not_done, "unsuccessful": len(doc["jobs"])}
+
+    @staticmethod
+    def python_pool_map(n):
+        """ThreadPoolExecutor(2).map over n no-op calls, collected into a
+        list; the pool is made and both threads started before the clock."""
+        def noop(_):
+            return None
+
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            list(ex.map(noop, range(16)))
+            t = time.perf_counter()
+            list(ex.map(noop, range(n)))
+            dt = time.perf_counter() - t
+        return {"calls": n, "seconds": dt, "jobs_per_s": n / dt}
 
     def run_rtt(self):
         """c. Round trip on a fresh, idle jobd, beside two round trips to
@@ -1637,6 +1753,8 @@ class Bench:
              "< %d s" % TARGET_RECOVERY_S, self.run_recovery),
             ("db-size", "db_bytes_per_job", "database per finished job",
              "B", None, self.run_db_size),
+            ("batch-e2e", "batch_e2e", "batch end to end", "jobs/s",
+             "ratio >= %.2f" % TARGET_BATCH_E2E_RATIO, self.run_batch_e2e),
         ]
         # The other rows of a step, for a "skipped" row each.
         more_rows = {
@@ -1826,7 +1944,8 @@ def main():
                     choices=["submit", "e2e", "rtt", "memory",
                              "process-e2e", "exec", "process-rtt",
                              "opencl-square", "sgemm", "program-cache",
-                             "durability", "recovery", "db-size"],
+                             "durability", "recovery", "db-size",
+                             "batch-e2e"],
                     help="run only this figure (repeatable)")
     ap.add_argument("--repeat", type=int, metavar="N",
                     help="measure every figure but d N times (1..5) and "

@@ -26,7 +26,9 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "batch.h"
 #include "client.h"
+#include "jsonl.h"
 #include "jtext.h"
 #include "run.h"
 #include "show.h"
@@ -64,6 +66,13 @@ enum opt_id {
 	O_STDERR,
 	O_FOLLOW,
 	O_IDEMPOTENCY_KEY,
+	O_AFTER,
+	O_NOT_BEFORE,
+	O_RETRIES,
+	O_BATCH,
+	O_ANY,
+	O_ALL,
+	O_FIRST_FAILURE,
 };
 
 struct opt {
@@ -88,6 +97,15 @@ struct args {
 	const char *cwd, *stdin_file;
 	int print_id, err_stream, follow;
 	const char *idempotency_key;
+	const char **after;
+	int nafter;
+	const char *not_before;
+	int have_retries;
+	long retries;
+	const char *batch;
+	const char *job_opt;  /* the last option given that shapes one job */
+	const char *mode_opt; /* --any, --all or --first-failure, if given */
+	enum jd_wait_mode wait_mode;
 };
 
 struct cmd;
@@ -123,13 +141,28 @@ static const struct opt submit_opts[] = {
 	{ "priority", "N", O_PRIORITY, "-100..100, higher runs first (default 0)" },
 	{ "timeout", "S", O_TIMEOUT, "stop the job after S seconds of running" },
 	{ "label", "K=V", O_LABEL, "attach a label (repeatable)" },
-	{ "wait", NULL, O_WAIT, "wait for the job and print its result instead of its ID" },
+	{ "after", "ID", O_AFTER, "start only once job ID has succeeded (repeatable)" },
+	{ "not-before", "T", O_NOT_BEFORE,
+	  "start no earlier than T: seconds from now, or an RFC 3339 time" },
+	{ "retries", "N", O_RETRIES, "run the job again up to N times if it fails" },
+	{ "batch", "FILE", O_BATCH, "instead of TASK: the jobs of FILE, one JSON object a line" },
+	{ "wait", NULL, O_WAIT,
+	  "wait for the job and print its result instead of its ID (--batch: as wait does)" },
 	{ "wait-timeout", "S", O_WAIT_TIMEOUT, "with --wait: give up after S seconds (exit 124)" },
 	{ "idempotency-key", "K", O_IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_HELP },
 	{ NULL, NULL, 0, NULL },
 };
 
 static const struct opt wait_opts[] = {
+	{ "all", NULL, O_ALL, "until every job has ended (the default)" },
+	{ "any", NULL, O_ANY, "until one job has ended" },
+	{ "first-failure", NULL, O_FIRST_FAILURE,
+	  "until a job has failed (or timed out, or was cancelled), or all have ended" },
+	{ "timeout", "S", O_WAIT_FOR, "give up after S seconds (exit 124); 0 checks once" },
+	{ NULL, NULL, 0, NULL },
+};
+
+static const struct opt result_opts[] = {
 	{ "timeout", "S", O_WAIT_FOR, "give up after S seconds (exit 124); 0 checks once" },
 	{ NULL, NULL, 0, NULL },
 };
@@ -177,15 +210,16 @@ static int cmd_run(struct jd_ctl *ctl, const struct args *a);
 static int cmd_output(struct jd_ctl *ctl, const struct args *a);
 
 static const struct cmd cmds[] = {
-	{ "submit", "TASK [OPTIONS]", "submit a job and print its ID", "TASK", submit_opts, 1, 1,
-	  cmd_submit, 0 },
+	{ "submit", "TASK [OPTIONS] | --batch FILE", "submit a job (or many) and print its ID",
+	  "TASK", submit_opts, 0, 1, cmd_submit, 0 },
 	{ "run", "[OPTIONS] -- COMMAND...", "run a command as an exec job, streaming its output",
 	  "command", run_opts, 1, -1, cmd_run, 1 },
 	{ "status", "ID...", "show jobs, one line each", "job ID", no_opts, 1, -1, cmd_status, 0 },
-	{ "wait", "ID... [--timeout S]", "wait until all the jobs have ended", "job ID", wait_opts,
-	  1, -1, cmd_wait, 0 },
-	{ "result", "ID [--timeout S]", "wait for a job and print its result", "job ID", wait_opts,
-	  1, 1, cmd_result, 0 },
+	{ "wait", "ID... [--all|--any|--first-failure] [--timeout S]",
+	  "wait until all the jobs (or one, or a failed one) have ended", "job ID", wait_opts, 1,
+	  -1, cmd_wait, 0 },
+	{ "result", "ID [--timeout S]", "wait for a job and print its result", "job ID",
+	  result_opts, 1, 1, cmd_result, 0 },
 	{ "output", "ID [--stderr] [--follow]", "print an exec job's stdout (or stderr)", "job ID",
 	  output_opts, 1, 1, cmd_output, 0 },
 	{ "cancel", "ID...", "cancel jobs", "job ID", no_opts, 1, -1, cmd_cancel, 0 },
@@ -303,6 +337,18 @@ static int idempotency_key_valid(const char *k)
 static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, const char *v)
 {
 	switch (o->id) {
+	case O_EXECUTOR:
+	case O_PARAM:
+	case O_PARAMS:
+	case O_PRIORITY:
+	case O_TIMEOUT:
+	case O_LABEL:
+	case O_AFTER:
+	case O_NOT_BEFORE:
+	case O_RETRIES: a->job_opt = o->name; break;
+	default: break;
+	}
+	switch (o->id) {
 	case O_URL: a->url = v; break;
 	case O_JSON: a->json = 1; break;
 	case O_HELP: a->help = 1; break;
@@ -367,6 +413,38 @@ static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, con
 		if (parse_long(v, 0, 1000000000, &a->limit) < 0)
 			return usage_error(c, "--limit wants a number of jobs, not '%s'", v);
 		a->have_limit = 1;
+		break;
+	case O_AFTER:
+		if (!v[0])
+			return usage_error(c, "--after wants a job ID");
+		a->after[a->nafter++] = v;
+		break;
+	case O_NOT_BEFORE:
+		if (!v[0])
+			return usage_error(c, "--not-before wants seconds from now or an RFC 3339 "
+					      "time");
+		a->not_before = v;
+		break;
+	case O_RETRIES:
+		if (parse_long(v, 0, 1000000, &a->retries) < 0)
+			return usage_error(c, "--retries wants a number of retries, not '%s'", v);
+		a->have_retries = 1;
+		break;
+	case O_BATCH:
+		if (a->batch)
+			return usage_error(c, "--batch given twice");
+		a->batch = v;
+		break;
+	case O_ANY:
+	case O_ALL:
+	case O_FIRST_FAILURE:
+		if (a->mode_opt && strcmp(a->mode_opt, o->name))
+			return usage_error(c, "--%s and --%s do not go together", a->mode_opt,
+					   o->name);
+		a->mode_opt = o->name;
+		a->wait_mode = o->id == O_ANY   ? JD_WAIT_ANY
+			       : o->id == O_ALL ? JD_WAIT_ALL
+						: JD_WAIT_FIRST_FAILURE;
 		break;
 	}
 	return JD_EXIT_OK;
@@ -553,6 +631,18 @@ static void add_pairs(cJSON *obj, const char *const *kv, int n)
 	}
 }
 
+/* --not-before T: a decimal number is seconds from now; anything else
+ * goes to jobd as given, to be read as an RFC 3339 time. */
+static cJSON *not_before_item(const char *t)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(t, &end);
+	if (t[0] && strspn(t, "0123456789+-.eE") == strlen(t) && !*end && !errno && isfinite(v))
+		return cJSON_CreateNumber(v);
+	return cJSON_CreateString(t);
+}
+
 /* The scheduling fields that submit and run share. */
 static void add_sched_fields(cJSON *job, const struct args *a)
 {
@@ -562,6 +652,15 @@ static void add_sched_fields(cJSON *job, const struct args *a)
 		cJSON_AddNumberToObject(job, "timeout", a->timeout);
 	if (a->nlabel)
 		add_pairs(cJSON_AddObjectToObject(job, "labels"), a->label, a->nlabel);
+	if (a->have_retries)
+		cJSON_AddNumberToObject(job, "retries", (double)a->retries);
+	if (a->nafter) {
+		cJSON *after = cJSON_AddArrayToObject(job, "after");
+		for (int i = 0; i < a->nafter; i++)
+			cJSON_AddItemToArray(after, cJSON_CreateString(a->after[i]));
+	}
+	if (a->not_before)
+		cJSON_AddItemToObject(job, "not_before", not_before_item(a->not_before));
 }
 
 /* The body of POST /v1/jobs. Returns JD_EXIT_OK or JD_EXIT_USAGE. Caller frees. */
@@ -660,8 +759,61 @@ out:
 
 /* ---- commands ---- */
 
+/* submit --batch FILE: every line checked before anything is sent. */
+static int submit_batch(struct jd_ctl *ctl, const struct args *a)
+{
+	const struct cmd *c = &cmds[0];
+	const char *file = a->batch;
+	if (a->npos)
+		return usage_error(c, "--batch takes the jobs from FILE, not a TASK ('%s')",
+				   a->pos[0]);
+	if (a->job_opt)
+		return usage_error(
+		    c, "--%s cannot be used with --batch: give it in each job's line", a->job_opt);
+	if (a->idempotency_key)
+		return usage_error(c, "--idempotency-key cannot be used with --batch: a file may "
+				      "take several requests, and a key names one");
+	FILE *f = strcmp(file, "-") ? fopen(file, "rb") : stdin;
+	if (!f)
+		return usage_error(c, "--batch: cannot open '%s': %s", file, strerror(errno));
+	size_t len, n;
+	char *text = read_all(f, &len);
+	int err = errno;
+	if (f != stdin)
+		fclose(f);
+	if (!text)
+		return usage_error(c, "--batch: cannot read '%s': %s", file, strerror(err));
+	struct jd_jsonl_job *jobs;
+	enum jd_jsonl_err why;
+	long line;
+	int rc;
+	if (jd_jsonl_parse(text, len, &jobs, &n, &line, &why) < 0)
+		rc = usage_error(c, "--batch: %s, line %ld: %s; nothing was submitted",
+				 strcmp(file, "-") ? file : "standard input", line,
+				 jd_jsonl_strerror(why));
+	else if (n == 0)
+		rc = usage_error(c, "--batch: %s holds no jobs",
+				 strcmp(file, "-") ? file : "standard input");
+	else
+		rc = JD_EXIT_OK;
+	char **ids = NULL;
+	if (rc == JD_EXIT_OK)
+		rc = jd_batch_submit(ctl, file, jobs, n, !a->wait, &ids);
+	if (rc == JD_EXIT_OK && a->wait)
+		rc = jd_wait_many(ctl, (const char *const *)ids, n, JD_WAIT_ALL,
+				  a->have_wait_for ? a->wait_for : -1);
+	jd_batch_ids_free(ids, n);
+	free(jobs);
+	free(text);
+	return rc;
+}
+
 static int cmd_submit(struct jd_ctl *ctl, const struct args *a)
 {
+	if (a->batch)
+		return submit_batch(ctl, a);
+	if (a->npos == 0)
+		return usage_error(&cmds[0], "missing TASK");
 	char *body = NULL;
 	int rc = build_submit_body(&cmds[0], a, &body);
 	if (rc != JD_EXIT_OK)
@@ -764,39 +916,16 @@ static int cmd_cancel(struct jd_ctl *ctl, const struct args *a)
 	return per_job(ctl, a, EVHTTP_REQ_POST, "/cancel");
 }
 
+/* POST /v1/wait; what each mode returns is in docs/jobctl.md. */
 static int cmd_wait(struct jd_ctl *ctl, const struct args *a)
 {
-	struct jd_wait ws;
-	double timeout = a->have_wait_for ? a->wait_for : -1;
-	jd_wait_run(&ws, ctl, a->pos, a->npos, timeout);
-	int rc = ws.rc, failed = 0, pending = 0;
-	struct jd_table t = { .ncols = 7 };
-	for (int i = 0; i < ws.n && rc == JD_EXIT_OK; i++) {
-		struct jd_wait_job *w = &ws.w[i];
-		struct jd_job_view v;
-		if (!w->job) {
-			pending++;
-			continue;
-		}
-		jd_job_view_get(w->job, &v);
-		pending += !w->terminal;
-		failed += w->terminal && strcmp(v.state, "succeeded");
-		if (ctl->json)
-			jd_put_doc(stdout, &w->r, w->job);
-		else
-			jd_job_row(&t, w->job);
-	}
-	jd_table_print(&t, stdout);
-	jd_table_cleanup(&t);
-	if (rc == JD_EXIT_OK && (ws.timed_out || pending)) {
-		fprintf(stderr, "jobctl: timed out after %g s; %d of %d job%s not finished\n",
-			timeout, pending, ws.n, ws.n == 1 ? "" : "s");
-		rc = JD_EXIT_TIMEOUT;
-	} else if (rc == JD_EXIT_OK && failed) {
-		rc = JD_EXIT_JOB;
-	}
-	jd_wait_cleanup(&ws);
-	return rc;
+	if (a->wait_mode != JD_WAIT_ALL && a->npos > JD_WAIT_MAX_WATCHED)
+		return usage_error(
+		    find_cmd("wait"),
+		    "--%s takes at most %d job IDs (%d given); --all takes any number", a->mode_opt,
+		    JD_WAIT_MAX_WATCHED, a->npos);
+	return jd_wait_many(ctl, a->pos, (size_t)a->npos, a->wait_mode,
+			    a->have_wait_for ? a->wait_for : -1);
 }
 
 static int cmd_result(struct jd_ctl *ctl, const struct args *a)
@@ -1148,6 +1277,7 @@ int main(int argc, char **argv)
 	a.param = jd_xcalloc((size_t)argc, sizeof(char *));
 	a.label = jd_xcalloc((size_t)argc, sizeof(char *));
 	a.env = jd_xcalloc((size_t)argc, sizeof(char *));
+	a.after = jd_xcalloc((size_t)argc, sizeof(char *));
 	a.pos = jd_xcalloc((size_t)argc, sizeof(char *));
 	int rc = JD_EXIT_OK;
 	const struct cmd *c = NULL;
@@ -1215,6 +1345,7 @@ out:
 	free(a.param);
 	free(a.label);
 	free(a.env);
+	free(a.after);
 	free(a.pos);
 	return rc;
 }

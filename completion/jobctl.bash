@@ -142,7 +142,7 @@ _jobctl()
         fi
         return
         ;;
-    --stdin-file)
+    --stdin-file | --batch)
         COMPREPLY=($(compgen -f -- "$cur"))
         compopt -o filenames 2>/dev/null
         return
@@ -156,7 +156,12 @@ _jobctl()
         COMPREPLY=($(compgen -W "$(_jobctl_tasks)" -- "$cur"))
         return
         ;;
-    --param | --label | --env | --priority | --timeout | --wait-timeout | --limit | --idempotency-key)
+    --after)
+        COMPREPLY=($(compgen -W "$(_jobctl_ids)" -- "$cur"))
+        return
+        ;;
+    --param | --label | --env | --priority | --timeout | --wait-timeout | --limit | \
+        --not-before | --retries | --idempotency-key)
         return
         ;;
     esac
@@ -172,9 +177,13 @@ _jobctl()
 
     local opts=""
     case $cmd in
-    submit) opts="--executor --param --params --priority --timeout --label --wait --wait-timeout --idempotency-key" ;;
+    submit)
+        opts="--executor --param --params --priority --timeout --label --after --not-before"
+        opts+=" --retries --batch --wait --wait-timeout --idempotency-key"
+        ;;
     run) opts="--timeout --env --cwd --stdin-file --priority --label --print-id --idempotency-key --" ;;
-    wait | result) opts="--timeout" ;;
+    wait) opts="--all --any --first-failure --timeout" ;;
+    result) opts="--timeout" ;;
     output) opts="--stderr --follow" ;;
     list) opts="--state --task --label --limit" ;;
     esac
@@ -190,11 +199,13 @@ _jobctl()
             COMPREPLY=($(compgen -W "${commands% help}" -- "$cur"))
         ;;
     submit)
-        # The task is the first argument after `submit`.
+        # The task is the first argument after `submit`; --batch FILE
+        # takes its place.
         local have_task=0
         for ((i = cmd_at + 1; i < cword; i++)); do
             case ${words[i]} in
             --wait | --json) ;;
+            --batch | --batch=*) have_task=1 ;;
             -*) ((i++)) ;;
             *) have_task=1 ;;
             esac

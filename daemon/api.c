@@ -731,6 +731,7 @@ struct multi_wait;
 struct mw_waiter {
 	struct jd_waiter w;
 	struct multi_wait *mw;
+	const struct jd_job *job;
 };
 
 struct multi_wait {
@@ -739,6 +740,7 @@ struct multi_wait {
 	enum return_when when;
 	struct jd_timer t;
 	size_t n;
+	size_t left; /* waiters not yet called: jobs not terminal at the start */
 	struct jd_job **jobs;
 	struct mw_waiter *waiters;
 };
@@ -798,10 +800,16 @@ static void mw_end(struct multi_wait *mw)
 	mw_free(mw);
 }
 
+/* A job has ended. Only this job can have changed the answer, so it is
+ * decided from it and a count: a scan of all the jobs at each end would
+ * cost n^2 for a wait on n jobs. */
 static void mw_on_job(struct jd_waiter *w)
 {
-	struct multi_wait *mw = container_of(w, struct mw_waiter, w)->mw;
-	if (mw_condition(mw))
+	struct mw_waiter *mww = container_of(w, struct mw_waiter, w);
+	struct multi_wait *mw = mww->mw;
+	mw->left--;
+	if (mw->left == 0 || mw->when == FIRST_COMPLETED ||
+	    (mw->when == FIRST_EXCEPTION && mww->job->state != JD_SUCCEEDED))
 		mw_end(mw);
 }
 
@@ -907,10 +915,13 @@ static void h_wait(struct jd_api *api, struct jd_req *r, const char *unused)
 	}
 	for (int i = 0; i < n; i++) {
 		ws[i].mw = mw;
+		ws[i].job = jobs[i];
 		ws[i].w.cb = mw_on_job;
 		ws[i].w.until = JD_SUCCEEDED;
-		if (!jd_state_terminal(jobs[i]->state))
+		if (!jd_state_terminal(jobs[i]->state)) {
 			jd_sched_wait(api->sched, jobs[i], &ws[i].w);
+			mw->left++;
+		}
 	}
 	r->data = mw;
 	r->on_abort = mw_on_abort;

@@ -232,6 +232,38 @@ class Retries(DaemonTest):
                 self.assertEqual((status, problem.get("field")), (400, field), problem)
 
 
+class Jobctl(DaemonTest):
+    ARGS = ("--threads", "2", "--processes", "1", "--retry-backoff", "0.05")
+
+    def test_submit_after_not_before_retries(self):
+        from jobdtest import jobctl
+        a = jobctl("submit", "sleep", "--param", "seconds=0.3", url=self.d.url)
+        self.assertEqual(a.returncode, 0, a.stderr)
+        a = a.stdout.strip()
+        b = jobctl("submit", "echo", "--param", "value=1", "--after", a, "--after", a,
+                   "--not-before", "0.2", "--retries", "2", "--json", url=self.d.url)
+        self.assertEqual(b.returncode, 0, b.stderr)
+        job = __import__("json").loads(b.stdout)
+        self.assertEqual((job["state"], job["after"], job["retries"]), ("waiting", [a], 2))
+        self.assertIsNotNone(job["not_before"])
+        r = jobctl("wait", job["id"], "--timeout", "30", url=self.d.url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        done = self.d.get(job["id"])
+        self.assertGreaterEqual(done["started_at"], self.d.get(a)["finished_at"])
+        # A dependency that fails: the dependent is cancelled, wait exits 1.
+        f = jobctl("submit", "echo", "--param", "value=1", "--param", "fail=no",
+                   url=self.d.url).stdout.strip()
+        c = jobctl("submit", "echo", "--param", "value=2", "--after", f,
+                   url=self.d.url).stdout.strip()
+        r = jobctl("wait", c, "--timeout", "30", url=self.d.url)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("cancelled", r.stdout)
+        bad = jobctl("submit", "echo", "--param", "value=1", "--after",
+                     "01a00000-0000-7000-8000-000000000000", url=self.d.url)
+        self.assertEqual(bad.returncode, 3)
+        self.assertIn("after[0]", bad.stderr)
+
+
 class Restart(unittest.TestCase):
     """Waiting jobs, their links and their attempts survive a restart."""
 
