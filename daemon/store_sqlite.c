@@ -134,7 +134,8 @@ struct key_row; /* an idempotency key (see "idempotency keys" below) */
 struct op {
 	struct op *next;
 	enum op_kind kind;
-	int status; /* put: what done() gets */
+	int status;         /* put: what done() gets */
+	uint8_t superseded; /* update: a later update of the same job is in the batch */
 	jd_store_done_fn done;
 	void *arg;
 	size_t n;
@@ -419,19 +420,54 @@ static int vacuum_some(struct sqlite_store *s)
 	return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 }
 
+/* An update carries every field that can change, so of several updates of
+ * one job in a batch only the last needs writing: under load a job's
+ * "running" and its end usually land in the same transaction. Marks the
+ * others, walking the batch backwards with a small hash set of job IDs. */
+static void mark_superseded(struct op *list, size_t nops)
+{
+	size_t cap = 64;
+	while (cap < 2 * nops)
+		cap *= 2;
+	struct op **ops = malloc(nops * sizeof(*ops));
+	const struct jd_id **seen = calloc(cap, sizeof(*seen));
+	size_t n = 0;
+	if (!ops || !seen)
+		goto out; /* nothing marked: every update is written */
+	for (struct op *op = list; op; op = op->next)
+		ops[n++] = op;
+	while (n-- > 0) {
+		struct op *op = ops[n];
+		if (op->kind != OP_UPDATE)
+			continue;
+		const struct jd_id *id = &op->rows[0]->id;
+		size_t h = jd_id_hash(id) & (cap - 1);
+		while (seen[h] && jd_id_cmp(seen[h], id) != 0)
+			h = (h + 1) & (cap - 1);
+		if (seen[h])
+			op->superseded = 1;
+		else
+			seen[h] = id;
+	}
+out:
+	free(ops);
+	free(seen);
+}
+
 /* Write one batch in one transaction. Returns 0 or a negative errno. */
 static int write_batch(struct sqlite_store *s, struct op *list, size_t nops)
 {
 	int rc, removed = 0, injected;
 	const char *what = "begin";
 
+	mark_superseded(list, nops);
 	pthread_mutex_lock(&s->conn_mu);
 	rc = step_done(s->begin);
 	for (struct op *op = list; op && rc == SQLITE_OK; op = op->next) {
 		what = "write";
 		switch (op->kind) {
 		case OP_PUT: rc = do_put(s, op); break;
-		case OP_UPDATE: rc = do_update(s, op); break;
+		case OP_UPDATE: rc = op->superseded ? SQLITE_OK : do_update(s, op); break;
 		case OP_REMOVE:
 			rc = do_remove(s, op);
 			removed = 1;
