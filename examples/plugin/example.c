@@ -4,10 +4,12 @@
  *   fib    params {"n": 0..90} -> {"value": fib(n)}. JSON numbers are exact
  *          up to 2^53, which fib(78) is the last to fit under, so from n = 79
  *          on the result also carries "exact", the value as a decimal string.
- *   crash  params {} -> never returns: it dereferences NULL on purpose. It
- *          shows (and the tests prove) that a plugin task that crashes in a
- *          worker process fails its job only. It offers the process executor
- *          only: on the thread executor a crash would take jobd down.
+ *   crash  params {"how": "segv" | "abort" | "exit"} -> never returns: it
+ *          dereferences NULL (the default), calls abort() or _exit(3) on
+ *          purpose. It shows (and the tests prove) that a plugin task that
+ *          crashes in a worker process fails its job only. It offers the
+ *          process executor only: on the thread executor a crash would take
+ *          jobd down.
  *
  * Build: cc -shared -fPIC -I/usr/include example.c -o example.so
  * Install: copy example.so into plugin_dir (default /usr/lib/jobd/plugins)
@@ -21,7 +23,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jobd/plugin.h>
 
@@ -103,14 +107,21 @@ nomem:
 
 /* ---- crash ---- */
 
-static const struct jd_param no_params[] = {
+static const struct jd_param crash_params[] = {
+	{ "how", "string", 0, "segv (the default), abort or exit: how the worker dies" },
 	{ NULL, NULL, 0, NULL },
 };
 
 static int crash_check(const cJSON *params, struct jd_error *err)
 {
-	if (cJSON_GetArraySize(params) != 0)
-		return jd_error_set(err, "invalid_params", "params", "crash takes no parameters");
+	const cJSON *how = cJSON_GetObjectItemCaseSensitive(params, "how");
+	if (cJSON_GetArraySize(params) > (how ? 1 : 0))
+		return jd_error_set(err, "invalid_params", "params", "crash takes only \"how\"");
+	if (how && (!cJSON_IsString(how) || (strcmp(how->valuestring, "segv") != 0 &&
+					     strcmp(how->valuestring, "abort") != 0 &&
+					     strcmp(how->valuestring, "exit") != 0)))
+		return jd_error_set(err, "invalid_params", "params.how",
+				    "must be \"segv\", \"abort\" or \"exit\"");
 	return 0;
 }
 
@@ -120,8 +131,13 @@ static int crash_check(const cJSON *params, struct jd_error *err)
 __attribute__((no_sanitize("undefined"))) static int crash_run(struct jd_task_ctx *ctx,
 							       const cJSON *params, cJSON **result)
 {
+	const cJSON *how = cJSON_GetObjectItemCaseSensitive(params, "how");
 	int *volatile p = NULL;
 
+	if (cJSON_IsString(how) && strcmp(how->valuestring, "abort") == 0)
+		abort();
+	if (cJSON_IsString(how) && strcmp(how->valuestring, "exit") == 0)
+		_exit(3);
 	*p = 42;
 	return jd_error_set(&ctx->error, "task_failed", "", "still alive after writing to NULL");
 }
@@ -144,7 +160,7 @@ static const struct jd_task tasks[] = {
 	    .summary = "Crash the worker process on purpose (example plugin, for tests)",
 	    .executors = JD_EXEC_PROCESS,
 	    .preferred = JD_EXEC_PROCESS,
-	    .params = no_params,
+	    .params = crash_params,
 	    .result = "never returns: the worker dies of SIGSEGV",
 	    .check = crash_check,
 	    .run = crash_run,

@@ -52,6 +52,24 @@ class Plugins(DaemonTest):
         self.assertIn("SIGSEGV", job["error"]["message"])
         self.assertEqual(self.d.wait(ok["id"])["state"], "succeeded")
 
+    def test_every_way_of_dying_is_named(self):
+        for how, says in (("abort", "SIGABRT"), ("exit", "exited with status 3"),
+                          ("segv", "SIGSEGV")):
+            with self.subTest(how=how):
+                job = self.d.wait(self.d.submit({"task": "crash",
+                                                 "params": {"how": how}})["id"])
+                self.assertEqual((job["state"], job["error"]["type"]),
+                                 ("failed", "worker_crashed"))
+                self.assertIn(says, job["error"]["message"])
+        status, _, problem = self.d.request("POST", "/v1/jobs", {"task": "crash",
+                                                                "params": {"how": "x"}})
+        self.assertEqual((status, problem["field"]), (400, "params.how"))
+        # The pool is whole again: both workers take jobs.
+        jobs = [self.d.submit({"task": "echo", "executor": "process", "params": {"value": i}})
+                for i in range(4)]
+        for j in jobs:
+            self.assertEqual(self.d.wait(j["id"])["state"], "succeeded")
+
     def test_1000_crashes_in_a_row(self):
         pid = self.d.proc.pid
 
