@@ -49,6 +49,11 @@
 #define MAX_TASKS       8 /* learned statistics per device: square saxpy sum sgemm primes opencl */
 #define WARM_SAMPLES    3
 #define LIST_TIMEOUT_MS 30000
+/* A host builds and runs the built-in kernels before it says HELLO: under a
+ * second on PoCL, seconds on a GPU driver that compiles cold. One still
+ * silent after this long is stuck (a driver that hangs in its set-up): it
+ * is killed and started again, with the back-off of a crash. */
+#define START_TIMEOUT_S 120
 
 static const char *const task_names[MAX_TASKS] = { "square", "saxpy",  "sum",
 						   "sgemm",  "primes", "opencl" };
@@ -72,6 +77,7 @@ struct device {
 	int killing; /* host killed on purpose (a stop) */
 	int fast_deaths;
 	struct event *restart;
+	struct event *start_timer; /* HELLO not heard yet */
 	/* learned: EWMA of kernel ms per unit of work, sample counts */
 	double ms_per_unit[MAX_TASKS];
 	unsigned samples[MAX_TASKS];
@@ -186,6 +192,7 @@ static void on_host_exit(struct jd_child *c, int status, void *arg)
 	(void)c;
 	jd_child_describe_status(status, how, sizeof(how));
 	d->child = NULL;
+	evtimer_del(d->start_timer);
 	int was_ready = d->state == D_READY;
 	d->state = D_DOWN;
 	if (!d->killing) {
@@ -297,6 +304,7 @@ static void on_frame(struct jd_child *c, const struct jd_frame *f, void *arg)
 	struct device *d = arg;
 	(void)c;
 	if (f->type == JD_FRAME_HELLO && d->state == D_STARTING) {
+		evtimer_del(d->start_timer);
 		d->state = D_READY;
 		d->fast_deaths = 0;
 		jd_debug("OpenCL host for %s ready (pid %d)", d->id, (int)d->pid);
@@ -342,6 +350,20 @@ static void spawn(struct device *d)
 	}
 	d->pid = jd_child_pid(d->child);
 	d->state = D_STARTING;
+	struct timeval tv = { START_TIMEOUT_S, 0 };
+	evtimer_add(d->start_timer, &tv);
+}
+
+static void on_start_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct device *d = arg;
+	(void)fd;
+	(void)what;
+	if (d->state != D_STARTING || !d->child)
+		return;
+	jd_warn("OpenCL host for %s (pid %d) did not get ready in %d s; killing it", d->id,
+		(int)d->pid, START_TIMEOUT_S);
+	jd_child_signal(d->child, SIGKILL);
 }
 
 /* ---- discovery (at start, before the loop runs) ---- */
@@ -475,7 +497,8 @@ static int ocl_start(struct jd_executor *ex)
 		d->type = strdup(type->valuestring);
 		d->info = jd_json_print(dj);
 		d->restart = evtimer_new(o->base, on_restart, d);
-		if (!d->id || !d->type || !d->info || !d->restart) {
+		d->start_timer = evtimer_new(o->base, on_start_timeout, d);
+		if (!d->id || !d->type || !d->info || !d->restart || !d->start_timer) {
 			cJSON_Delete(list);
 			return -ENOMEM;
 		}
@@ -621,6 +644,8 @@ static void ocl_shutdown(struct jd_executor *ex)
 	for (int i = 0; i < o->ndev; i++) {
 		struct device *d = &o->dev[i];
 		evtimer_del(d->restart);
+		if (d->start_timer)
+			evtimer_del(d->start_timer);
 		if (d->child) {
 			jd_child_abandon(d->child);
 			d->child = NULL;
@@ -684,6 +709,8 @@ static void ocl_free(struct jd_executor *ex)
 		free(d->q);
 		if (d->restart)
 			event_free(d->restart);
+		if (d->start_timer)
+			event_free(d->start_timer);
 	}
 	free(o->dev);
 	free(o);

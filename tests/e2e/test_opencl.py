@@ -4,6 +4,7 @@ Skips (not fails) where jobd has no OpenCL device; GPU tests skip without
 a GPU."""
 import base64
 import os
+import signal
 import struct
 import time
 import unittest
@@ -233,6 +234,29 @@ class Crashes(OpenCLTest):
         self.assertEqual(nxt["result"]["values"], [25])
         if job["state"] == "failed":
             self.assertEqual(job["error"]["type"], "device_host_crashed")
+
+
+    def test_host_killed_mid_job_fails_only_that_job(self):
+        dev = self.devices[0]["id"]
+        job = self.d.submit({"task": "opencl", "device": dev, "timeout": 60, "params": {
+            "source": "__kernel void spin2(__global int *x) { while (x[0] == 0) { } }",
+            "kernel": "spin2", "global": 1,
+            "args": [{"size": 1, "dtype": "int32", "access": "read_write"}]}})
+        self.d.wait_running(job["id"])
+        _, _, ex = self.d.request("GET", "/v1/executors")
+        ocl = [e for e in ex["executors"] if e["name"] == "opencl"][0]
+        host = [d for d in ocl["devices"] if d["id"] == dev][0]
+        os.kill(host["pid"], signal.SIGKILL)
+        done = self.d.wait(job["id"])
+        self.assertEqual((done["state"], done["error"]["type"]), ("failed", "device_host_crashed"))
+        self.assertIn("SIGKILL", done["error"]["message"])
+        nxt = self.run_job({"task": "square", "device": dev, "params": {"values": [6]}})
+        self.assertEqual(nxt["result"]["values"], [36])
+        _, _, ex = self.d.request("GET", "/v1/executors")
+        ocl = [e for e in ex["executors"] if e["name"] == "opencl"][0]
+        again = [d for d in ocl["devices"] if d["id"] == dev][0]
+        self.assertNotEqual(again["pid"], host["pid"])
+        self.assertGreaterEqual(again["crashes"], host["crashes"] + 1)
 
 
 class Cache(unittest.TestCase):
