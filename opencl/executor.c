@@ -63,6 +63,7 @@ enum dstate { D_DOWN, D_STARTING, D_READY };
 struct pending_job {
 	struct jd_job *job;
 	double expected_ms;
+	int64_t since; /* the head of the queue: when it reached the device (mono µs) */
 };
 
 struct device {
@@ -257,6 +258,8 @@ static void on_done(struct device *d, const char *payload, uint32_t len)
 	}
 	struct jd_job *job = d->q[0].job;
 	memmove(d->q, d->q + 1, (size_t)(--d->nq) * sizeof(*d->q));
+	if (d->nq)
+		d->q[0].since = jd_mono_us();
 	job->exec_data = NULL;
 
 	cJSON *msg = cJSON_ParseWithLength(payload, len);
@@ -546,11 +549,21 @@ static int ocl_can_run(const struct jd_executor *ex, const struct jd_job *job)
 	return 0;
 }
 
+/* What a device has to do before a new job: the expected times of its
+ * queue. The job it runs counts at least as long as it has run so far (a
+ * job that has run for a minute will likely run on), so that a kernel of
+ * unknown length does not make its device look free. */
 static double backlog_ms(const struct device *d)
 {
 	double ms = 0;
-	for (int i = 0; i < d->nq; i++)
-		ms += d->q[i].expected_ms;
+	for (int i = 0; i < d->nq; i++) {
+		double e = d->q[i].expected_ms;
+		if (i == 0 && d->q[0].since) {
+			double ran = (double)(jd_mono_us() - d->q[0].since) / 1000;
+			e = ran > e ? ran : e;
+		}
+		ms += e;
+	}
 	return ms;
 }
 
@@ -561,10 +574,13 @@ static struct device *choose(struct ocl *o, const struct jd_job *job, double wor
 {
 	struct device *best = NULL;
 	double best_t = INFINITY;
-	/* Learning: the candidate with the fewest samples, rotating. */
+	/* Learning: an idle device still short of samples for this task gets
+	 * it (the one with the fewest, rotating). A busy one does not: it
+	 * would make the job wait for a device that is not known to be any
+	 * quicker. */
 	for (int k = 0; k < o->ndev; k++) {
 		struct device *d = &o->dev[(o->rr + (unsigned)k) % (unsigned)o->ndev];
-		if (!has_room(o, d, job) || d->samples[task] >= WARM_SAMPLES)
+		if (!has_room(o, d, job) || d->nq > 0 || d->samples[task] >= WARM_SAMPLES)
 			continue;
 		if (!best || d->samples[task] < best->samples[task])
 			best = d;
@@ -619,7 +635,8 @@ static int ocl_run(struct jd_executor *ex, struct jd_job *job)
 	free(msg);
 	if (r < 0)
 		return r;
-	d->q[d->nq++] = (struct pending_job){ job, expected };
+	d->q[d->nq] = (struct pending_job){ job, expected, d->nq ? 0 : jd_mono_us() };
+	d->nq++;
 	job->worker = d->index;
 	job->device_used = d->id;
 	job->exec_data = d;

@@ -4,10 +4,12 @@ Skips (not fails) where jobd has no OpenCL device; GPU tests skip without
 a GPU."""
 import base64
 import os
+import statistics
 import signal
 import struct
 import time
 import unittest
+from datetime import datetime
 
 from jobdtest import Daemon, DaemonTest
 
@@ -317,6 +319,43 @@ class TwoDevices(unittest.TestCase):
             _, _, ex = d.request("GET", "/v1/executors")
             cl = [e for e in ex["executors"] if e["name"] == "opencl"][0]
             self.assertTrue(all(dev["jobs_done"] > 0 for dev in cl["devices"]))
+
+            # Earliest expected finish counts what a device already has: with
+            # one device busy on a long kernel, new jobs go to the other.
+            busy, idle = devs[0]["id"], devs[1]["id"]
+            spin = d.submit({"task": "opencl", "device": busy, "timeout": 60, "params": {
+                "source": "__kernel void spin3(__global int *x) { while (x[0] == 0) { } }",
+                "kernel": "spin3", "global": 1,
+                "args": [{"size": 1, "dtype": "int32", "access": "read_write"}]}})
+            d.wait_running(spin["id"])
+            for _ in range(3):
+                job = d.wait(d.submit({"task": "square", "executor": "opencl",
+                                       "params": {"values": [3]}})["id"], 120)
+                self.assertEqual((job["worker"], job["result"]["values"]), (idle, [9]))
+            d.request("POST", f"/v1/jobs/{spin['id']}/cancel")
+            self.assertEqual(d.wait(spin["id"])["state"], "cancelled")
+
+            # Earliest expected finish: with nothing queued anywhere, one job
+            # at a time goes to the device that has been quicker at it (the
+            # multi-threaded device, here about twice as quick).
+            n = 384
+            mat = {"dtype": "float32", "b64": base64.b64encode(
+                struct.pack(f"<{n * n}f", *([0.5] * (n * n)))).decode()}
+            spec = {"task": "sgemm", "executor": "opencl",
+                    "params": {"m": n, "n": n, "k": n, "a": mat, "b": mat}}
+            times = {}
+            for dev in devs:  # calibrate: a few samples on each device
+                for _ in range(4):
+                    job = d.wait(d.submit(dict(spec, device=dev["id"]))["id"], 120)
+                    took = (datetime.fromisoformat(job["finished_at"].replace("Z", "+00:00"))
+                            - datetime.fromisoformat(job["started_at"].replace("Z", "+00:00")))
+                    times.setdefault(dev["id"], []).append(took.total_seconds())
+            quicker = min(times, key=lambda k: statistics.median(times[k]))
+            slower = max(times, key=lambda k: statistics.median(times[k]))
+            if statistics.median(times[slower]) < 1.3 * statistics.median(times[quicker]):
+                self.skipTest(f"the two devices are not different enough here: {times}")
+            chosen = [d.wait(d.submit(spec)["id"], 120)["worker"] for _ in range(6)]
+            self.assertEqual(chosen, [quicker] * 6, times)
         finally:
             d.cleanup()
 
