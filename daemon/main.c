@@ -173,8 +173,16 @@ static int check_remote(struct daemon_state *ds, int fd)
 		snprintf(where, sizeof(where), "%s", ds->cfg.listen);
 	ds->listen_local =
 	    fd >= 0 ? jd_auth_fd_is_local(fd) : jd_auth_listen_is_local(ds->cfg.listen);
-	if (ds->listen_local || jd_auth_enabled(ds->auth) || ds->cfg.allow_insecure_remote)
+	if (ds->listen_local || jd_auth_enabled(ds->auth))
 		return 0;
+	if (ds->cfg.allow_insecure_remote) {
+		jd_warn(
+		    "listen: %s is not a loopback address and no tokens are configured "
+		    "(allow_insecure_remote = yes): anyone who can reach it may run commands as "
+		    "jobd's user",
+		    where);
+		return 0;
+	}
 	jd_log_always(JD_LOG_ERROR,
 		      "listen: %s is not a loopback address and no tokens are configured: anyone "
 		      "who can reach it could submit jobs and run commands as jobd's user. Set "
