@@ -168,6 +168,11 @@ static void call_start(struct jd_conn *cn, struct jd_call *c)
 	evhttp_add_header(h, "Accept", c->accept);
 	if (c->idempotency_key)
 		evhttp_add_header(h, "Idempotency-Key", c->idempotency_key);
+	if (c->ctl->token) {
+		char *auth = jd_xasprintf("Bearer %s", c->ctl->token);
+		evhttp_add_header(h, "Authorization", auth);
+		free(auth);
+	}
 	if (c->body) {
 		evhttp_add_header(h, "Content-Type", "application/json");
 		evbuffer_add(evhttp_request_get_output_buffer(req), c->body, strlen(c->body));

@@ -60,6 +60,9 @@ struct jd_ctl {
 	 * takes it (it is then NULL again); that call, a POST, may then be
 	 * resent like a GET when a stale connection loses it. */
 	const char *idempotency_key;
+	/* Sent as "Authorization: Bearer TOKEN" with every request, when
+	 * set (--token, JOBD_TOKEN, JOBD_TOKEN_FILE). Not owned. */
+	const char *token;
 
 	/* Target, from the URL. */
 	char *url;       /* as given, for messages */

@@ -32,6 +32,7 @@
 #include "jtext.h"
 #include "run.h"
 #include "show.h"
+#include "token.h"
 #include "util.h"
 #include "version.h"
 #include "wait.h"
@@ -73,6 +74,8 @@ enum opt_id {
 	O_ANY,
 	O_ALL,
 	O_FIRST_FAILURE,
+	O_TOKEN,
+	O_FILE,
 };
 
 struct opt {
@@ -84,7 +87,8 @@ struct opt {
 
 /* Everything the command line said. Strings point into argv. */
 struct args {
-	const char *url;
+	const char *url, *token;
+	const char *file; /* token new --file */
 	int json, help;
 	const char *executor, *params;
 	const char **param, **label, **env, **pos;
@@ -125,6 +129,8 @@ struct cmd {
 
 static const struct opt global_opts[] = {
 	{ "url", "URL", O_URL, "jobd's address (default: $JOBD_URL, else " DEFAULT_URL ")" },
+	{ "token", "T", O_TOKEN,
+	  "bearer token to send (default: $JOBD_TOKEN, else the file $JOBD_TOKEN_FILE)" },
 	{ "json", NULL, O_JSON, "print jobd's JSON answers, one document per line" },
 	{ "help", NULL, O_HELP, "show help and exit" },
 	{ NULL, NULL, 0, NULL },
@@ -193,6 +199,11 @@ static const struct opt output_opts[] = {
 	{ NULL, NULL, 0, NULL },
 };
 
+static const struct opt token_opts[] = {
+	{ "file", "PATH", O_FILE, "append the line to jobd's tokens file PATH (made 0600)" },
+	{ NULL, NULL, 0, NULL },
+};
+
 static const struct opt no_opts[] = {
 	{ NULL, NULL, 0, NULL },
 };
@@ -208,6 +219,7 @@ static int cmd_tasks(struct jd_ctl *ctl, const struct args *a);
 static int cmd_health(struct jd_ctl *ctl, const struct args *a);
 static int cmd_run(struct jd_ctl *ctl, const struct args *a);
 static int cmd_output(struct jd_ctl *ctl, const struct args *a);
+static int cmd_token(struct jd_ctl *ctl, const struct args *a);
 
 static const struct cmd cmds[] = {
 	{ "submit", "TASK [OPTIONS] | --batch FILE", "submit a job (or many) and print its ID",
@@ -229,6 +241,8 @@ static const struct cmd cmds[] = {
 	{ "tasks", "", "show the tasks jobd can run", NULL, no_opts, 0, 0, cmd_tasks, 0 },
 	{ "health", "", "check that jobd is up; print its version", NULL, no_opts, 0, 0, cmd_health,
 	  0 },
+	{ "token", "new NAME ROLE [--file PATH]", "make a bearer token for jobd's tokens file",
+	  "'new NAME ROLE'", token_opts, 3, 3, cmd_token, 0 },
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -245,7 +259,7 @@ static void print_opts(FILE *f, const struct opt *opts)
 
 static void usage_main(FILE *f)
 {
-	fputs("Usage: jobctl [--url URL] [--json] COMMAND [ARGS...]\n"
+	fputs("Usage: jobctl [--url URL] [--token T] [--json] COMMAND [ARGS...]\n"
 	      "Submit jobs to jobd and follow them.\n\nCommands:\n",
 	      f);
 	for (size_t i = 0; i < NCMDS; i++) {
@@ -269,7 +283,7 @@ static void usage_main(FILE *f)
 
 static void usage_cmd(FILE *f, const struct cmd *c)
 {
-	fprintf(f, "Usage: jobctl [--url URL] [--json] %s%s%s\n", c->name,
+	fprintf(f, "Usage: jobctl [--url URL] [--token T] [--json] %s%s%s\n", c->name,
 		c->synopsis[0] ? " " : "", c->synopsis);
 	fprintf(f, "%c%s.\n", toupper((unsigned char)c->summary[0]), c->summary + 1);
 	if (c->opts[0].name) {
@@ -294,9 +308,9 @@ static __attribute__((format(printf, 2, 3))) int usage_error(const struct cmd *c
 		fprintf(stderr, "Usage: jobctl %s%s%s\nTry 'jobctl %s --help'.\n", c->name,
 			c->synopsis[0] ? " " : "", c->synopsis, c->name);
 	else
-		fputs(
-		    "Usage: jobctl [--url URL] [--json] COMMAND [ARGS...]\nTry 'jobctl --help'.\n",
-		    stderr);
+		fputs("Usage: jobctl [--url URL] [--token T] [--json] COMMAND [ARGS...]\nTry "
+		      "'jobctl --help'.\n",
+		      stderr);
 	return JD_EXIT_USAGE;
 }
 
@@ -350,6 +364,8 @@ static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, con
 	}
 	switch (o->id) {
 	case O_URL: a->url = v; break;
+	case O_TOKEN: a->token = v; break;
+	case O_FILE: a->file = v; break;
 	case O_JSON: a->json = 1; break;
 	case O_HELP: a->help = 1; break;
 	case O_EXECUTOR: a->executor = v; break;
@@ -1211,6 +1227,17 @@ static int cmd_health(struct jd_ctl *ctl, const struct args *a)
 	return rc;
 }
 
+/* ---- token ---- */
+
+static int cmd_token(struct jd_ctl *ctl, const struct args *a)
+{
+	(void)ctl;
+	if (strcmp(a->pos[0], "new") != 0)
+		return usage_error(find_cmd("token"), "unknown token command '%s' (new)",
+				   a->pos[0]);
+	return jd_token_new(a->pos[1], a->pos[2], a->file);
+}
+
 /* ---- main ---- */
 
 static const struct cmd *find_cmd(const char *name)
@@ -1323,16 +1350,25 @@ int main(int argc, char **argv)
 		rc = usage_error(c, "unexpected argument '%s'", a.pos[c->max_pos]);
 		goto out;
 	}
+	if (c->run == cmd_token) { /* talks to no jobd */
+		rc = cmd_token(NULL, &a);
+		goto out;
+	}
 	if (!a.url) {
 		const char *env = getenv("JOBD_URL");
 		a.url = env && *env ? env : DEFAULT_URL;
 	}
+	char *token = NULL;
+	if ((rc = jd_token_pick(a.token, &token)) != JD_EXIT_OK)
+		goto out;
 
 	struct jd_ctl ctl;
 	rc = jd_ctl_init(&ctl, a.url, a.json);
+	ctl.token = token;
 	if (rc == JD_EXIT_OK)
 		rc = c->run(&ctl, &a);
 	jd_ctl_cleanup(&ctl);
+	free(token);
 
 out:
 	/* A reader that went away (`jobctl list | head`) is no error of ours;

@@ -4,13 +4,15 @@
 # demand by bash-completion). Completes commands, each command's options,
 # the values of --executor and --state, task names (from `jobctl tasks
 # --json`) and job IDs (from `jobctl list --json`) when jobd is reachable
-# at the --url given on the line, else $JOBD_URL, else the default.
+# at the --url given on the line, else $JOBD_URL, else the default, with the
+# --token given on the line, else $JOBD_TOKEN or $JOBD_TOKEN_FILE.
 
 # Ask jobd, quickly: print nothing when it cannot be reached.
 _jobctl_query()
 {
     local -a url=()
     [[ -n $_jobctl_url ]] && url=(--url "$_jobctl_url")
+    [[ -n $_jobctl_token ]] && url+=(--token "$_jobctl_token")
     if type -P timeout >/dev/null; then
         timeout 2 "$_jobctl_bin" "${url[@]}" --json "$@" 2>/dev/null
     else
@@ -62,9 +64,10 @@ _jobctl()
         prev=${words[cword - 1]}
     fi
 
-    local commands="submit run status wait result output cancel list executors tasks health help"
-    local global="--url --json --help --version"
-    local _jobctl_bin=${words[0]} _jobctl_url="" cmd="" cmd_at=0 i dashdash=0
+    local commands="submit run status wait result output cancel list executors tasks health token"
+    commands+=" help"
+    local global="--url --token --json --help --version"
+    local _jobctl_bin=${words[0]} _jobctl_url="" _jobctl_token="" cmd="" cmd_at=0 i dashdash=0
 
     # Find the command, the --url given so far, and a `--` after `run`.
     for ((i = 1; i < cword; i++)); do
@@ -74,6 +77,11 @@ _jobctl()
             ((i++))
             ;;
         --url=*) _jobctl_url=${words[i]#--url=} ;;
+        --token)
+            _jobctl_token=${words[i + 1]}
+            ((i++))
+            ;;
+        --token=*) _jobctl_token=${words[i]#--token=} ;;
         --)
             [[ $cmd == run ]] && dashdash=$i && break
             ;;
@@ -86,7 +94,7 @@ _jobctl()
                 # `jobctl run ls -l`: the command starts at the first
                 # argument that is not an option (or an option's value).
                 case ${words[i - 1]} in
-                --timeout | --env | --cwd | --stdin-file | --priority | --label | --url) ;;
+                --timeout | --env | --cwd | --stdin-file | --priority | --label | --url | --token) ;;
                 *) dashdash=$((i - 1)) && break ;;
                 esac
             fi
@@ -142,7 +150,7 @@ _jobctl()
         fi
         return
         ;;
-    --stdin-file | --batch)
+    --stdin-file | --batch | --file)
         COMPREPLY=($(compgen -f -- "$cur"))
         compopt -o filenames 2>/dev/null
         return
@@ -161,7 +169,7 @@ _jobctl()
         return
         ;;
     --param | --label | --env | --priority | --timeout | --wait-timeout | --limit | \
-        --not-before | --retries | --idempotency-key)
+        --not-before | --retries | --idempotency-key | --token)
         return
         ;;
     esac
@@ -186,6 +194,7 @@ _jobctl()
     result) opts="--timeout" ;;
     output) opts="--stderr --follow" ;;
     list) opts="--state --task --label --limit" ;;
+    token) opts="--file" ;;
     esac
 
     if [[ $cur == -* ]]; then
@@ -229,6 +238,21 @@ _jobctl()
     run)
         # The command itself.
         COMPREPLY=($(compgen -c -- "$cur"))
+        ;;
+    token)
+        # token new NAME ROLE
+        local n=0
+        for ((i = cmd_at + 1; i < cword; i++)); do
+            case ${words[i]} in
+            --file) ((i++)) ;;
+            -*) ;;
+            *) ((n++)) ;;
+            esac
+        done
+        case $n in
+        0) COMPREPLY=($(compgen -W "new" -- "$cur")) ;;
+        2) COMPREPLY=($(compgen -W "read submit admin" -- "$cur")) ;;
+        esac
         ;;
     esac
 } &&

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/auth.h"
 #include "daemon/idem.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
@@ -34,10 +35,13 @@
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT     1000
 
-/* Path pattern segments: a literal, or "{id}" which captures a job ID. */
+/* Path pattern segments: a literal, or "{id}" which captures a job ID.
+ * `access` is who may call it (daemon/auth.h: the router checks it before
+ * the handler runs). */
 struct route {
 	const char *pattern;
 	unsigned method;
+	enum jd_access access;
 	void (*fn)(struct jd_api *api, struct jd_req *r, const char *id);
 };
 
@@ -56,23 +60,31 @@ static void h_health(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_ready(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_metrics(struct jd_api *api, struct jd_req *r, const char *id);
 
+#define OPEN   JD_ACCESS_OPEN
+#define READ   JD_ACCESS_READ
+#define SUBMIT JD_ACCESS_SUBMIT
+
 static const struct route routes[] = {
-	{ "/", JD_GET, h_index },
-	{ "/v1/jobs", JD_POST, h_submit },
-	{ "/v1/jobs/batch", JD_POST, h_batch },
-	{ "/v1/wait", JD_POST, h_wait },
-	{ "/v1/jobs", JD_GET, h_list },
-	{ "/v1/jobs/{id}", JD_GET, h_get },
-	{ "/v1/jobs/{id}/cancel", JD_POST, h_cancel },
-	{ "/v1/jobs/{id}/output/stdout", JD_GET, h_stdout },
-	{ "/v1/jobs/{id}/output/stderr", JD_GET, h_stderr },
-	{ "/v1/executors", JD_GET, h_executors },
-	{ "/v1/tasks", JD_GET, h_tasks },
-	{ "/v1/health", JD_GET, h_health },
-	{ "/v1/ready", JD_GET, h_ready },
-	{ "/metrics", JD_GET, h_metrics },
-	{ NULL, 0, NULL },
+	{ "/", JD_GET, READ, h_index },
+	{ "/v1/jobs", JD_POST, SUBMIT, h_submit },
+	{ "/v1/jobs/batch", JD_POST, SUBMIT, h_batch },
+	{ "/v1/wait", JD_POST, READ, h_wait },
+	{ "/v1/jobs", JD_GET, READ, h_list },
+	{ "/v1/jobs/{id}", JD_GET, READ, h_get },
+	{ "/v1/jobs/{id}/cancel", JD_POST, SUBMIT, h_cancel },
+	{ "/v1/jobs/{id}/output/stdout", JD_GET, READ, h_stdout },
+	{ "/v1/jobs/{id}/output/stderr", JD_GET, READ, h_stderr },
+	{ "/v1/executors", JD_GET, READ, h_executors },
+	{ "/v1/tasks", JD_GET, READ, h_tasks },
+	{ "/v1/health", JD_GET, OPEN, h_health },
+	{ "/v1/ready", JD_GET, OPEN, h_ready },
+	{ "/metrics", JD_GET, READ, h_metrics },
+	{ NULL, 0, 0, NULL },
 };
+
+#undef OPEN
+#undef READ
+#undef SUBMIT
 
 /* Match `path` against `pattern`; on a match copy the {id} segment (if any)
  * into id (size JD_ID_STRLEN + 1 is enough to detect over-long ones). */
@@ -124,11 +136,16 @@ void jd_api_handle(struct jd_req *r, void *arg)
 			continue;
 		if (rt->method == (unsigned)m) {
 			r->route = rt->pattern;
+			if (jd_auth_check(api->auth, r, rt->access) < 0)
+				return; /* 401 or 403 */
 			rt->fn(api, r, id);
 			return;
 		}
 		allowed |= rt->method;
 	}
+	/* Without a valid token, a client learns nothing of the routes. */
+	if (jd_auth_check(api->auth, r, JD_ACCESS_READ) < 0)
+		return;
 	if (!allowed) {
 		jd_req_problem(r, 404, "not-found", "Not found", NULL, "no such resource: %s",
 			       r->url);
@@ -163,13 +180,21 @@ static void reply_job(struct jd_req *r, unsigned status, const struct jd_job *jo
 	reply_json(r, status, &b);
 }
 
+/* The job of that ID if the request's principal may see it: another
+ * tenant's job is answered like one that does not exist. */
+static struct jd_job *find_visible(struct jd_api *api, struct jd_req *r, const struct jd_id *id)
+{
+	struct jd_job *job = jd_sched_find(api->sched, id);
+	return job && jd_auth_may_see(r->who, job) ? job : NULL;
+}
+
 /* Find the job named in the path, or answer 404. */
 static struct jd_job *lookup(struct jd_api *api, struct jd_req *r, const char *idstr)
 {
 	struct jd_id id;
 	struct jd_job *job = NULL;
 	if (jd_id_parse(idstr, &id) == 0)
-		job = jd_sched_find(api->sched, &id);
+		job = find_visible(api, r, &id);
 	if (!job)
 		jd_req_problem(r, 404, "job-not-found", "No such job", NULL,
 			       "there is no job with id \"%.40s\"", idstr);
@@ -398,7 +423,7 @@ static struct jd_job *accept_job(struct jd_api *api, struct jd_req *r, const cJS
 	/* A job may only name jobs that exist when it is submitted, so the
 	 * graph of "after" cannot hold a cycle. */
 	for (uint32_t i = 0; job->deps && i < job->deps->nafter; i++) {
-		if (jd_sched_find(api->sched, &job->deps->after[i]))
+		if (find_visible(api, r, &job->deps->after[i]))
 			continue;
 		char idstr[JD_ID_STRLEN];
 		jd_id_format(&job->deps->after[i], idstr);
@@ -410,6 +435,7 @@ static struct jd_job *accept_job(struct jd_api *api, struct jd_req *r, const cJS
 		jd_job_free(job);
 		return NULL;
 	}
+	job->owner = r->who ? r->who->tenant : NULL;
 	return job;
 }
 
@@ -451,6 +477,10 @@ static void h_submit(struct jd_api *api, struct jd_req *r, const char *id)
 	cJSON_Delete(body);
 	if (!job)
 		return;
+	if (jd_auth_admit(api->auth, r, 1) < 0) {
+		jd_job_free(job);
+		return;
+	}
 	if (ik.key) {
 		idem_submit(api, r, &ik, &job, 1);
 		return;
@@ -531,12 +561,15 @@ static void h_batch(struct jd_api *api, struct jd_req *r, const char *id)
 			break;
 	}
 	cJSON_Delete(body);
-	if (k == n && ik.key) {
+	/* All accepted (else answered 400), and within the token's limits
+	 * (else answered 429). */
+	int go = k == n && jd_auth_admit(api->auth, r, (size_t)n) == 0;
+	if (go && ik.key) {
 		idem_submit(api, r, &ik, jobs, (size_t)n);
 		free(jobs);
 		return;
 	}
-	struct submission *sub = k == n ? hold(r) : NULL;
+	struct submission *sub = go ? hold(r) : NULL;
 	if (!sub) {
 		for (int i = 0; i < k && i < n; i++)
 			jd_job_free(jobs[i]);
@@ -555,12 +588,11 @@ static void h_batch(struct jd_api *api, struct jd_req *r, const char *id)
  * still being stored is held until it is (then answered 200 like any
  * repeat), or, if the first failed, goes again as a new request. */
 
-/* The tenant whose keys a request uses. Keys are scoped by tenant and
- * route; until bearer tokens exist every request is tenant "". */
+/* The tenant whose keys a request uses: keys are scoped by tenant (the
+ * token's name; "" without tokens) and route. */
 static const char *req_tenant(struct jd_req *r)
 {
-	(void)r;
-	return "";
+	return r->who && r->who->tenant ? r->who->tenant->name : "";
 }
 
 /* Whether every job a stored key names is still here (retention removes
@@ -891,7 +923,7 @@ static void h_wait(struct jd_api *api, struct jd_req *r, const char *unused)
 	for (const cJSON *e = ids->child; e; e = e->next, k++) {
 		struct jd_id jid;
 		if (!cJSON_IsString(e) || jd_id_parse(e->valuestring, &jid) < 0 ||
-		    !(jobs[k] = jd_sched_find(api->sched, &jid))) {
+		    !(jobs[k] = find_visible(api, r, &jid))) {
 			char field[32];
 			snprintf(field, sizeof(field), "ids[%d]", k);
 			jd_req_problem(r, 404, "job-not-found", "No such job", field,
@@ -1168,7 +1200,9 @@ static void h_stderr(struct jd_api *api, struct jd_req *r, const char *id)
 /* ---- GET /v1/jobs ---- */
 
 struct list_filter {
-	unsigned states; /* bit per state; 0 = any */
+	const struct jd_principal *who; /* lists only what it may see */
+	const char *owner;              /* ?owner=: only this tenant's jobs */
+	unsigned states;                /* bit per state; 0 = any */
 	const struct jd_task *task;
 	int nlabels;
 	char *label_key[8], *label_val[8];
@@ -1192,6 +1226,10 @@ static void on_label_arg(void *arg, const char *value)
 
 static int filter_match(const struct list_filter *f, const struct jd_job *j)
 {
+	if (!jd_auth_may_see(f->who, j))
+		return 0;
+	if (f->owner && (!j->owner || strcmp(j->owner->name, f->owner) != 0))
+		return 0;
 	if (f->states && !(f->states & (1u << j->state)))
 		return 0;
 	if (f->task && j->task != f->task)
@@ -1213,7 +1251,7 @@ static void filter_cleanup(struct list_filter *f)
 
 static void h_list(struct jd_api *api, struct jd_req *r, const char *unused)
 {
-	struct list_filter f = { 0 };
+	struct list_filter f = { .who = r->who, .owner = jd_req_query(r, "owner") };
 	long limit = LIST_DEFAULT_LIMIT;
 	const char *v;
 	(void)unused;
@@ -1258,7 +1296,7 @@ static void h_list(struct jd_api *api, struct jd_req *r, const char *unused)
 			    "cursor must be a value of next_cursor from an earlier page");
 			return;
 		}
-		struct jd_job *cj = jd_sched_find(api->sched, &cur);
+		struct jd_job *cj = find_visible(api, r, &cur);
 		if (cj) {
 			j = cj->older;
 		} else {

@@ -13,6 +13,7 @@
 #include "daemon/http.h"
 #include "daemon/sched.h"
 
+struct jd_auth;
 struct jd_idem;
 
 struct jd_api {
@@ -22,6 +23,8 @@ struct jd_api {
 	int ready; /* recovered and listening (READY=1 sent) */
 	/* The Idempotency-Key table (daemon/idem.h). */
 	struct jd_idem *idem;
+	/* Tokens and roles (daemon/auth.h); NULL: everyone may do everything. */
+	struct jd_auth *auth;
 };
 
 /* The jd_http handler: routes one request. `arg` is a struct jd_api. */

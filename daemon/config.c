@@ -94,6 +94,23 @@ const struct jd_config_key jd_config_keys[] = {
 	KEY("opencl", opencl_queue_depth, JD_CFG_INT, "2", 1, 64, 0,
 	    "Jobs handed to one OpenCL device at a time: one runs, the rest wait in its "
 	    "queue so it never idles between jobs."),
+	KEY("auth", tokens_file, JD_CFG_STRING, "", 0, 0, 1,
+	    "File of bearer tokens, one a line: NAME ROLE sha256:HASH (role read, submit or "
+	    "admin; jobctl token new makes them). When set, every request but /v1/health and "
+	    "/v1/ready needs Authorization: Bearer, and a token sees only its own jobs unless "
+	    "it is admin. Empty: no tokens, every client may do everything."),
+	KEY("auth", allow_insecure_remote, JD_CFG_BOOL, "no", 0, 0, 0,
+	    "Whether jobd may listen on an address other than loopback or a Unix socket "
+	    "without tokens (anyone who reaches it could run commands): yes or no."),
+	KEY("auth", max_queued_per_token, JD_CFG_INT, "0", 0, 100000000, 1,
+	    "Most jobs of one token name waiting to run (waiting or queued, as for "
+	    "max_queued); beyond it its submissions get 429. 0 for no limit of its own."),
+	KEY("auth", rate_per_token, JD_CFG_NUMBER, "0", 0, 1000000, 1,
+	    "Jobs a second one token name may submit on average; beyond it 429 with "
+	    "Retry-After. 0 for no limit."),
+	KEY("auth", burst_per_token, JD_CFG_NUMBER, "0", 0, 100000000, 1,
+	    "Jobs one token name may submit at once before rate_per_token holds it back; 0 "
+	    "for one second's worth."),
 	{ NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -251,6 +268,13 @@ static int set_key(struct jd_config *cfg, const struct jd_config_key *k, const c
 			return -EINVAL;
 		}
 		break;
+	case JD_CFG_NUMBER:
+		if (parse_number(value, &v) < 0) {
+			jd_config_errors_add(errs, "%s: %s must be a number, not \"%s\"", where,
+					     k->name, value);
+			return -EINVAL;
+		}
+		break;
 	case JD_CFG_BYTES:
 		if (parse_bytes(value, &v) < 0) {
 			jd_config_errors_add(errs,
@@ -266,7 +290,7 @@ static int set_key(struct jd_config *cfg, const struct jd_config_key *k, const c
 				     k->name, k->min, k->max, value);
 		return -EINVAL;
 	}
-	if (k->type == JD_CFG_SECONDS)
+	if (k->type == JD_CFG_SECONDS || k->type == JD_CFG_NUMBER)
 		*(double *)field = v;
 	else
 		*(int64_t *)field = (int64_t)v;
@@ -494,6 +518,7 @@ void jd_config_write_flags_help(FILE *f)
 		for (i = 0; k->name[i] && i < sizeof(flag) - 1; i++)
 			flag[i] = k->name[i] == '_' ? '-' : k->name[i];
 		flag[i] = '\0';
-		fprintf(f, "  --%-24s %s (default %s)\n", flag, k->help, k->def);
+		fprintf(f, "  --%-24s %s (default %s)\n", flag, k->help,
+			k->def[0] ? k->def : "empty");
 	}
 }

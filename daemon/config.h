@@ -53,6 +53,12 @@ struct jd_config {
 	/* [opencl] */
 	char *devices;
 	int64_t opencl_queue_depth;
+	/* [auth] */
+	char *tokens_file;
+	int allow_insecure_remote;
+	int64_t max_queued_per_token;
+	double rate_per_token;
+	double burst_per_token;
 };
 
 enum jd_config_type {
@@ -62,6 +68,7 @@ enum jd_config_type {
 	JD_CFG_BYTES,
 	JD_CFG_LOGLEVEL,
 	JD_CFG_BOOL,
+	JD_CFG_NUMBER, /* a double, like SECONDS, for what is not a time */
 };
 
 struct jd_config_key {

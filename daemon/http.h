@@ -21,6 +21,7 @@
 struct event_base;
 struct MHD_Connection;
 struct jd_http;
+struct jd_principal;
 
 enum jd_method { JD_GET = 1, JD_POST = 2, JD_PUT = 4, JD_DELETE = 8, JD_HEAD = 16, JD_OTHER = 32 };
 
@@ -37,6 +38,9 @@ struct jd_req {
 	void (*on_abort)(struct jd_req *r);
 	void *data;
 	const char *route; /* set by the router, for metrics (a static string) */
+	/* Who sends it (daemon/auth.h), set by the router before the handler
+	 * runs; valid as long as the request. */
+	const struct jd_principal *who;
 	/* private to http.c */
 	int too_large, suspended, replied, closed;
 	unsigned status;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/auth.h"
 #include "daemon/heap.h"
 #include "daemon/job.h"
 #include "daemon/timeutil.h"
@@ -468,7 +469,7 @@ char *jd_job_extra(const struct jd_job *job, int *oom)
 {
 	*oom = 0;
 	if (!job->no_restart && !(job->retention > 0) && !job->deps && !job->not_before &&
-	    !job->retries && !(job->retry_backoff > 0) && !job->attempts)
+	    !job->retries && !(job->retry_backoff > 0) && !job->attempts && !job->owner)
 		return NULL;
 	struct jd_buf b;
 	jd_buf_init(&b, 128 + (job->attempts ? strlen(job->attempts) : 0));
@@ -493,6 +494,10 @@ char *jd_job_extra(const struct jd_job *job, int *oom)
 	if (job->attempts) {
 		jd_buf_adds(&b, ",\"attempts\":");
 		jd_buf_adds(&b, job->attempts);
+	}
+	if (job->owner) {
+		jd_buf_adds(&b, ",\"owner\":");
+		jd_buf_json_str(&b, job->owner->name);
 	}
 	jd_buf_addc(&b, '}');
 	char *s = jd_buf_steal(&b, NULL);
@@ -527,6 +532,11 @@ int jd_job_set_extra(struct jd_job *job, const char *extra)
 		job->retry_backoff = v->valuedouble;
 	v = cJSON_GetObjectItemCaseSensitive(x, "attempts");
 	if (cJSON_IsArray(v) && !(job->attempts = jd_json_print(v)))
+		r = -ENOMEM;
+	/* Tenants live as long as jobd: the job holds the pointer. */
+	v = cJSON_GetObjectItemCaseSensitive(x, "owner");
+	if (!r && cJSON_IsString(v) && v->valuestring[0] &&
+	    !(job->owner = jd_tenant_get(v->valuestring)))
 		r = -ENOMEM;
 	v = cJSON_GetObjectItemCaseSensitive(x, "after");
 	if (!r && cJSON_IsArray(v)) {
@@ -569,6 +579,11 @@ void jd_job_write(const struct jd_job *job, struct jd_buf *b)
 	write_time(b, ",\"not_before\":", job->not_before);
 	jd_buf_adds(b, ",\"labels\":");
 	jd_buf_adds(b, job->labels ? job->labels : "{}");
+	jd_buf_adds(b, ",\"owner\":");
+	if (job->owner)
+		jd_buf_json_str(b, job->owner->name);
+	else
+		jd_buf_adds(b, "null");
 	jd_buf_adds(b, ",\"state\":\"");
 	jd_buf_adds(b, jd_state_name(job->state));
 	jd_buf_printf(b, "\",\"attempt\":%u", job->attempt);

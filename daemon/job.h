@@ -47,6 +47,7 @@ struct jd_timer {
 };
 
 struct jd_waiter;
+struct jd_tenant;
 
 /* What a job waits for before it may queue: the jobs it runs after, and
  * the jobs that wait for it. Only jobs with dependencies (or dependents)
@@ -98,6 +99,7 @@ struct jd_job {
 	struct jd_deps *deps;    /* dependencies and dependents, or NULL */
 	char *device;            /* OpenCL: the device asked for ("cpu", "gpu", an ID) or NULL */
 	const char *device_used; /* OpenCL: the ID of the device that ran it */
+	struct jd_tenant *owner; /* the token name that submitted it (daemon/auth.h), or NULL */
 	size_t qslot;            /* position in its executor's queue heap */
 	struct jd_timer deadline;
 	struct jd_waiter *waiters;
@@ -131,7 +133,7 @@ void jd_job_write(const struct jd_job *job, struct jd_buf *b);
 int jd_job_add_attempt(struct jd_job *job, enum jd_state ended, int64_t ended_at);
 
 /* The fields kept in the store's "extra" column (restartable, retention,
- * after, not_before, retries, retry_backoff, attempts) as a JSON object, or
+ * after, not_before, retries, retry_backoff, attempts, owner) as a JSON object, or
  * NULL when the job has none of them (or out of memory: *oom set). */
 char *jd_job_extra(const struct jd_job *job, int *oom);
 /* Set those fields from a stored "extra" object. 0, -EINVAL or -ENOMEM. */

@@ -10,7 +10,8 @@
  * 65 (EX_DATAERR) for a database it cannot use (corrupt, newer schema),
  * 73 (EX_CANTCREAT) for a database it cannot create or write (read-only or
  * full state directory), 75 (EX_TEMPFAIL) for a database another jobd has
- * open, 78 (EX_CONFIG) for a bad configuration.
+ * open, 78 (EX_CONFIG) for a bad configuration (a bad tokens file, or a
+ * listener beyond this machine without tokens, included).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <event2/thread.h>
 
 #include "daemon/api.h"
+#include "daemon/auth.h"
 #include "daemon/config.h"
 #include "daemon/http.h"
 #include "daemon/idem.h"
@@ -46,7 +48,7 @@
 
 #define DEFAULT_CONFIG "/etc/jobd/jobd.conf"
 
-enum { OPT_CHECK = 1000, OPT_FOREGROUND, OPT_EXAMPLE, OPT_KEY_BASE = 2000 };
+enum { OPT_CHECK = 1000, OPT_FOREGROUND, OPT_EXAMPLE, OPT_HASH_TOKEN, OPT_KEY_BASE = 2000 };
 
 struct flag {
 	const char *key, *value;
@@ -62,6 +64,8 @@ struct daemon_state {
 	struct jd_sched *sched;
 	struct jd_http *http;
 	struct jd_api api;
+	struct jd_auth *auth;
+	int listen_local; /* the listener takes connections from this machine only */
 	int stopping;
 	int socket_activated; /* the listening socket is the service manager's */
 	struct event *status_ev, *watchdog_ev;
@@ -110,6 +114,8 @@ static void usage(FILE *f)
 		"                             78 with every error as file:line: message\n"
 		"      --foreground           accepted for compatibility; jobd never forks\n"
 		"      --print-example-config print the example configuration and exit\n"
+		"      --hash-token           read a bearer token on stdin, print the hash a\n"
+		"                             tokens file line holds for it, and exit\n"
 		"  -h, --help                 this help\n"
 		"  -V, --version              print the version\n"
 		"\n"
@@ -139,6 +145,71 @@ static int load_config(struct daemon_state *ds, struct jd_config *cfg)
 	int bad = errs.n > 0;
 	jd_config_errors_cleanup(&errs);
 	return bad ? -EINVAL : 0;
+}
+
+/* Read the tokens file named by cfg (if any) into ds->auth. 0, or -EINVAL
+ * with every problem printed as file:line: message. */
+static int load_tokens(struct daemon_state *ds, const struct jd_config *cfg)
+{
+	struct jd_config_errors errs = { 0 };
+	int r = jd_auth_load(ds->auth, cfg->tokens_file, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		jd_log_always(JD_LOG_ERROR, "%s", errs.msg[i]);
+	jd_config_errors_cleanup(&errs);
+	return r < 0 ? -EINVAL : 0;
+}
+
+/* Without tokens, anyone who reaches jobd may run commands as its user:
+ * jobd listens beyond this machine (not loopback, not a Unix socket) only
+ * with tokens, or when told to (allow_insecure_remote). `fd` is a socket
+ * the service manager passed, or -1 for the configured address. 0, or
+ * -EACCES after saying why. */
+static int check_remote(struct daemon_state *ds, int fd)
+{
+	char where[256];
+	if (fd >= 0)
+		jd_http_describe(fd, where, sizeof(where));
+	else
+		snprintf(where, sizeof(where), "%s", ds->cfg.listen);
+	ds->listen_local =
+	    fd >= 0 ? jd_auth_fd_is_local(fd) : jd_auth_listen_is_local(ds->cfg.listen);
+	if (ds->listen_local || jd_auth_enabled(ds->auth))
+		return 0;
+	if (ds->cfg.allow_insecure_remote) {
+		jd_warn(
+		    "listen: %s is not a loopback address and no tokens are configured "
+		    "(allow_insecure_remote = yes): anyone who can reach it may run commands as "
+		    "jobd's user",
+		    where);
+		return 0;
+	}
+	jd_log_always(JD_LOG_ERROR,
+		      "listen: %s is not a loopback address and no tokens are configured: anyone "
+		      "who can reach it could submit jobs and run commands as jobd's user. Set "
+		      "[auth] tokens_file (see jobctl token new), listen on 127.0.0.1, or set "
+		      "allow_insecure_remote = yes",
+		      where);
+	return -EACCES;
+}
+
+/* --hash-token: the hash of the token on stdin, as a tokens file holds it. */
+static int hash_token(void)
+{
+	char tok[JD_TOKEN_MAX + 3], hash[JD_TOKEN_HASH_STRLEN];
+	if (!fgets(tok, sizeof(tok), stdin))
+		tok[0] = '\0';
+	tok[strcspn(tok, "\r\n")] = '\0';
+	if (!jd_token_valid(tok)) {
+		fprintf(stderr,
+			"jobd: --hash-token: expected one token on stdin: 1 to %d letters, "
+			"digits and - . _ ~ + / (then = padding)\n",
+			JD_TOKEN_MAX);
+		return -2;
+	}
+	jd_token_hash_string(tok, hash);
+	printf("%s\n", hash);
+	memset(tok, 0, sizeof(tok));
+	return 1;
 }
 
 static int restore_one(void *arg, struct jd_job *job)
@@ -238,19 +309,32 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	char msg[96];
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%lld", (long long)jd_mono_us());
 	jd_notify(msg);
-	if (load_config(ds, &ncfg) < 0) {
-		jd_err("reload failed: keeping the running configuration");
+	int bad = load_config(ds, &ncfg) < 0;
+	/* Tokens before anything else changes: a bad tokens file fails the
+	 * whole reload, and the tokens in use stay. */
+	if (!bad && !ncfg.tokens_file[0] && !ds->listen_local && !ds->cfg.allow_insecure_remote) {
+		jd_err("tokens_file is now empty, but jobd listens beyond this machine and "
+		       "allow_insecure_remote is no");
+		bad = 1;
+	}
+	if (!bad && load_tokens(ds, &ncfg) < 0)
+		bad = 1;
+	if (bad) {
+		jd_err("reload failed: keeping the running configuration and tokens");
 		jd_notify("READY=1\nSTATUS=reload failed: bad configuration (see the log); "
 			  "running with the previous one");
 		jd_config_cleanup(&ncfg);
 		return;
 	}
+	char *tf = ds->cfg.tokens_file; /* a string key, reloadable: swapped */
+	ds->cfg.tokens_file = ncfg.tokens_file;
+	ncfg.tokens_file = tf;
 	/* Copy what can change while running; the rest needs a restart. */
 	int64_t threads = ds->cfg.threads, processes = ds->cfg.processes;
 	for (const struct jd_config_key *k = jd_config_keys; k->name; k++) {
 		if (!k->reloadable || k->type == JD_CFG_STRING)
 			continue;
-		size_t sz = k->type == JD_CFG_SECONDS    ? sizeof(double)
+		size_t sz = k->type == JD_CFG_SECONDS || k->type == JD_CFG_NUMBER ? sizeof(double)
 			    : k->type == JD_CFG_LOGLEVEL ? sizeof(enum jd_log_level)
 			    : k->type == JD_CFG_BOOL     ? sizeof(int)
 							 : sizeof(int64_t);
@@ -314,6 +398,7 @@ static int parse_args(struct daemon_state *ds, int argc, char **argv, int *check
 	opts[n++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK };
 	opts[n++] = (struct option){ "foreground", no_argument, NULL, OPT_FOREGROUND };
 	opts[n++] = (struct option){ "print-example-config", no_argument, NULL, OPT_EXAMPLE };
+	opts[n++] = (struct option){ "hash-token", no_argument, NULL, OPT_HASH_TOKEN };
 	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
 	opts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
 	for (size_t i = 0; i < nkeys; i++) {
@@ -337,6 +422,7 @@ static int parse_args(struct daemon_state *ds, int argc, char **argv, int *check
 			jd_config_write_example(stdout);
 			rc = 1;
 			break;
+		case OPT_HASH_TOKEN: rc = hash_token(); break;
 		case 'h':
 			usage(stdout);
 			rc = 1;
@@ -385,7 +471,12 @@ int main(int argc, char **argv)
 	}
 	if (!ds.config_explicit && access(DEFAULT_CONFIG, F_OK) == 0)
 		ds.config_path = DEFAULT_CONFIG;
-	if (load_config(&ds, &ds.cfg) < 0) {
+	if (!(ds.auth = jd_auth_new(&ds.cfg)))
+		abort(); /* small internal allocation */
+	if (load_config(&ds, &ds.cfg) < 0 || load_tokens(&ds, &ds.cfg) < 0 ||
+	    (check && check_remote(&ds, -1) < 0)) {
+		jd_auth_free(ds.auth);
+		jd_tenants_cleanup();
 		jd_config_cleanup(&ds.cfg);
 		free(ds.flags);
 		return JD_EXIT_CONFIG;
@@ -393,6 +484,8 @@ int main(int argc, char **argv)
 	if (check) {
 		printf("configuration ok%s%s\n", ds.config_path ? ": " : "",
 		       ds.config_path ? ds.config_path : "");
+		jd_auth_free(ds.auth);
+		jd_tenants_cleanup();
 		jd_config_cleanup(&ds.cfg);
 		free(ds.flags);
 		return 0;
@@ -415,9 +508,15 @@ int main(int argc, char **argv)
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 		evutil_make_socket_nonblocking(fd);
 		jd_http_describe(fd, bound, sizeof(bound));
-	} else {
-		fd = jd_http_listen(ds.cfg.listen, bound, sizeof(bound), err, sizeof(err));
 	}
+	if (check_remote(&ds, fd) < 0) {
+		if (fd >= 0)
+			close(fd);
+		exit_code = JD_EXIT_CONFIG;
+		goto out;
+	}
+	if (fd < 0)
+		fd = jd_http_listen(ds.cfg.listen, bound, sizeof(bound), err, sizeof(err));
 	if (fd < 0) {
 		jd_err("%s", err);
 		goto out;
@@ -500,7 +599,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	jd_idem_start_sweep(idem);
-	ds.api = (struct jd_api){ ds.sched, &ds.cfg, jd_mono_us(), 0, idem };
+	ds.api = (struct jd_api){ ds.sched, &ds.cfg, jd_mono_us(), 0, idem, ds.auth };
 	ds.http = jd_http_new(ds.base, &ds.cfg, fd, jd_api_handle, &ds.api);
 	if (!ds.http)
 		goto out;
@@ -551,6 +650,8 @@ out:
 	jd_http_free(ds.http);
 	jd_idem_free(idem); /* after its waiters (requests) are gone */
 	jd_sched_free(ds.sched);
+	jd_auth_free(ds.auth);
+	jd_tenants_cleanup(); /* after the jobs that point at them */
 	if (ds.base)
 		event_base_free(ds.base);
 	jd_plugins_unload();

@@ -26,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "daemon/auth.h"
 #include "daemon/heap.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
@@ -292,10 +293,28 @@ unsigned jd_sched_available(const struct jd_sched *s)
 	return bits;
 }
 
+/* A tenant's count of jobs waiting to run (daemon/auth.h, the per-token
+ * max_queued) follows its jobs in and out of waiting and queued, from
+ * submission (before they are stored) until they start or end. */
+static int waits_to_run(unsigned st)
+{
+	return st == JD_WAITING || st == JD_QUEUED;
+}
+
+static void owner_count(struct jd_job *job, int delta)
+{
+	if (!job->owner || !waits_to_run(job->state))
+		return;
+	assert(delta > 0 || job->owner->queued > 0);
+	job->owner->queued += (uint64_t)(int64_t)delta;
+}
+
 static void set_state(struct jd_sched *s, struct jd_job *job, enum jd_state st)
 {
 	s->by_state[job->state]--;
+	owner_count(job, -1);
 	job->state = (uint8_t)st;
+	owner_count(job, +1);
 	s->by_state[st]++;
 }
 
@@ -719,8 +738,10 @@ static void on_stored(void *arg, int status)
 	if (status < 0) {
 		/* Stored but not taken in (out of memory): they stay in the
 		 * store and come back at the next start; say so, free ours. */
-		for (size_t i = inserted; i < p->n; i++)
+		for (size_t i = inserted; i < p->n; i++) {
+			owner_count(p->jobs[i], -1);
 			jd_job_free(p->jobs[i]);
+		}
 		if (inserted)
 			jd_err("out of memory taking in %zu stored job(s)", p->n - inserted);
 		if (p->done_one)
@@ -784,6 +805,7 @@ static void submit(struct jd_sched *s, struct jd_job **jobs, size_t n, jd_submit
 		job->time_pending = job->not_before > job->created_at;
 		if (job->time_pending || (job->deps && job->deps->nafter))
 			job->state = JD_WAITING;
+		owner_count(job, +1);
 		p->jobs[i] = job;
 	}
 	s->pending += n;
@@ -828,6 +850,7 @@ int jd_sched_restore(struct jd_sched *s, struct jd_job *job)
 		return -ENOMEM;
 	}
 	s->by_state[job->state]++;
+	owner_count(job, +1);
 	if (job->state == JD_RUNNING) {
 		/* jobd stopped under it. Run it again (its attempt counts up when
 		 * it starts), unless it asked not to be. */
@@ -887,6 +910,7 @@ static void forget(struct jd_sched *s, struct jd_job *job)
 		s->sweep_at = job->newer;
 	s->njobs--;
 	s->by_state[job->state]--;
+	owner_count(job, -1);
 	if (job->output) {
 		char path[4096], id[JD_ID_STRLEN];
 		jd_id_format(&job->id, id);

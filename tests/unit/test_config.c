@@ -108,7 +108,8 @@ static void assert_config_equal(const struct jd_config *a, const struct jd_confi
 			assert_int_equal(*(const enum jd_log_level *)pa,
 					 *(const enum jd_log_level *)pb);
 			break;
-		case JD_CFG_SECONDS: assert_true(*(const double *)pa == *(const double *)pb); break;
+		case JD_CFG_SECONDS:
+		case JD_CFG_NUMBER: assert_true(*(const double *)pa == *(const double *)pb); break;
 		case JD_CFG_BOOL: assert_int_equal(*(const int *)pa, *(const int *)pb); break;
 		case JD_CFG_INT:
 		case JD_CFG_BYTES:
@@ -172,7 +173,8 @@ static void test_defaults_match_table(void **state)
 			assert_string_equal(jd_log_level_name(*(const enum jd_log_level *)field),
 					    k->def);
 			break;
-		case JD_CFG_SECONDS: {
+		case JD_CFG_SECONDS:
+		case JD_CFG_NUMBER: {
 			double v = *(const double *)field;
 			assert_true(v == strtod(k->def, NULL));
 			assert_true(v >= k->min && v <= k->max);

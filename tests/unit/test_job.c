@@ -458,8 +458,8 @@ static void test_write_queued(void **state)
 	assert_int_equal(jd_id_parse("017f22e2-79b0-7cc3-98c4-dc0c0c07398f", &job->id), 0);
 	job->created_at = 1700000000123456;
 	v = write_job(job);
-	/* with device, restartable, retention, retries, after, not_before */
-	assert_int_equal(count_fields(v), 21);
+	/* with device, restartable, retention, retries, after, not_before, owner */
+	assert_int_equal(count_fields(v), 22);
 	assert_field_string(v, "id", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f");
 	assert_field_string(v, "task", "square");
 	assert_field_string(v, "executor", "thread");
@@ -467,6 +467,7 @@ static void test_write_queued(void **state)
 	assert_field_number(v, "priority", 0);
 	assert_field_null(v, "timeout");
 	assert_field_json(v, "labels", "{}");
+	assert_field_null(v, "owner");
 	assert_field_string(v, "state", "queued");
 	assert_field_number(v, "attempt", 0);
 	assert_field_string(v, "created_at", "2023-11-14T22:13:20.123456Z");
@@ -503,8 +504,8 @@ static void test_write_finished(void **state)
 	    job->error, "{\"type\":\"task_failed\",\"message\":\"it \\\"broke\\\"\\n\\\\ badly\"}");
 
 	v = write_job(job);
-	/* with device, restartable, retention, retries, after, not_before */
-	assert_int_equal(count_fields(v), 21);
+	/* with device, restartable, retention, retries, after, not_before, owner */
+	assert_int_equal(count_fields(v), 22);
 	assert_field_string(v, "id", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f");
 	assert_field_string(v, "task", "square");
 	assert_field_string(v, "executor", "process");
