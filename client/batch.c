@@ -110,13 +110,7 @@ static void put_ids(const struct jd_ctl *ctl, char *const *ids, size_t n)
 	list = cJSON_AddArrayToObject(doc, "ids");
 	for (size_t i = 0; i < n; i++)
 		cJSON_AddItemToArray(list, cJSON_CreateString(ids[i]));
-	char *text = cJSON_PrintUnformatted(doc);
-	cJSON_Delete(doc);
-	if (!text)
-		jd_oom();
-	fputs(text, stdout);
-	fputc('\n', stdout);
-	free(text);
+	jd_put_json_line(doc);
 }
 
 int jd_batch_submit(struct jd_ctl *ctl, const char *file, const struct jd_jsonl_job *jobs, size_t n,

@@ -289,3 +289,14 @@ void jd_job_report_error(const cJSON *job)
 	}
 	fputc('\n', stderr);
 }
+
+void jd_put_json_line(cJSON *doc)
+{
+	char *text = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	if (!text)
+		jd_oom();
+	fputs(text, stdout);
+	fputc('\n', stdout);
+	free(text);
+}

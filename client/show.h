@@ -37,6 +37,9 @@ void jd_table_cleanup(struct jd_table *t);
  * the same body parsed, used if the text is not strictly JSON. */
 void jd_put_doc(FILE *f, const struct jd_reply *r, const cJSON *parsed);
 
+/* Print `doc` as one line of compact JSON on stdout, then delete it. */
+void jd_put_json_line(cJSON *doc);
+
 /* Print member `name` of the object in `r` (parsed: `obj`) on one line,
  * exactly as sent when possible; "null" if it is missing. */
 void jd_put_member(FILE *f, const struct jd_reply *r, const cJSON *obj, const char *name);

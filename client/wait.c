@@ -555,13 +555,7 @@ static void mw_put_json(const struct mw *mw)
 		cJSON_AddItemToArray(j->job ? done : not_done,
 				     cJSON_CreateString(j->wire ? j->wire : j->id));
 	}
-	char *text = cJSON_PrintUnformatted(doc);
-	cJSON_Delete(doc);
-	if (!text)
-		jd_oom();
-	fputs(text, stdout);
-	fputc('\n', stdout);
-	free(text);
+	jd_put_json_line(doc);
 }
 
 /* One line per ended job: ID, state, and the error if it has one. */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "daemon/auth.h"
+#include "daemon/id.h"
 #include "daemon/http.h"
 #include "daemon/job.h"
 #include "daemon/log.h"
@@ -109,24 +110,13 @@ static int name_char(char c)
 	       c == '.' || c == '_' || c == '-' || c == '@';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int parse_hash(const char *s, uint8_t out[JD_SHA256_LEN])
 {
 	if (strncmp(s, "sha256:", 7) != 0 || strlen(s + 7) != 2 * JD_SHA256_LEN)
 		return -EINVAL;
 	s += 7;
 	for (size_t i = 0; i < JD_SHA256_LEN; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		int hi = jd_hex_digit(s[2 * i]), lo = jd_hex_digit(s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		out[i] = (uint8_t)(hi << 4 | lo);

@@ -82,7 +82,7 @@ void jd_id_format(const struct jd_id *id, char *buf)
 	*p = '\0';
 }
 
-static int hexval(char c)
+int jd_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -102,10 +102,10 @@ int jd_id_parse(const char *s, struct jd_id *out)
 				return -EINVAL;
 			continue;
 		}
-		int hi = hexval(s[i]);
+		int hi = jd_hex_digit(s[i]);
 		if (hi < 0)
 			return -EINVAL;
-		int lo = hexval(s[++i]);
+		int lo = jd_hex_digit(s[++i]);
 		if (lo < 0)
 			return -EINVAL;
 		out->b[j++] = (uint8_t)(hi << 4 | lo);

@@ -20,6 +20,8 @@ void jd_id_format(const struct jd_id *id, char *buf); /* buf: JD_ID_STRLEN bytes
 /* Parse the canonical 36-char form (either case); 0 or -EINVAL. */
 int jd_id_parse(const char *s, struct jd_id *out);
 int jd_id_cmp(const struct jd_id *a, const struct jd_id *b);
+/* The value of a hex digit (either case), or -1. */
+int jd_hex_digit(char c);
 uint64_t jd_id_hash(const struct jd_id *id);
 
 #endif
