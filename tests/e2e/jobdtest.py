@@ -214,3 +214,17 @@ def jobctl(*args, env=None, timeout=60, url=None):
     e.update(env or {})
     return subprocess.run([JOBCTL, *args], capture_output=True, text=True,
                           env=e, timeout=timeout)
+
+
+def fill_disk(directory):
+    """Fill the file system of `directory` with one file; returns its path."""
+    filler = os.path.join(directory, "filler")
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 65536) > 0:
+            pass
+    except OSError:
+        pass  # full: that was the point
+    finally:
+        os.close(fd)
+    return filler

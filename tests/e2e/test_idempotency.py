@@ -13,7 +13,7 @@ import time
 import unittest
 import uuid
 
-from jobdtest import Daemon, DaemonTest, jobctl
+from jobdtest import fill_disk, Daemon, DaemonTest, jobctl
 
 
 def post(d, path, body, key=None, raw=None, headers=None):
@@ -341,15 +341,7 @@ class DiskFull(unittest.TestCase):
             d = Daemon("--processes", "1", "--state-dir", mnt)
             try:
                 d.submit({"task": "echo", "params": {"value": 1}})
-                filler = os.path.join(mnt, "filler")
-                fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-                try:
-                    while os.write(fd, b"\0" * 65536) > 0:
-                        pass
-                except OSError:
-                    pass  # full: that was the point
-                finally:
-                    os.close(fd)
+                filler = fill_disk(mnt)
                 label = uuid.uuid4().hex
                 big = {"task": "echo", "labels": {"run": label},
                        "params": {"value": "x" * 200000}}

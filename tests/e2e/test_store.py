@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from jobdtest import JOBD, Daemon, pids_with_marker
+from jobdtest import fill_disk, JOBD, Daemon, pids_with_marker
 
 
 def integrity(state_dir):
@@ -248,15 +248,7 @@ class DiskFull(unittest.TestCase):
             d = Daemon("--processes", "1", "--state-dir", mnt)
             try:
                 ok = d.submit({"task": "echo", "params": {"value": 1}})
-                filler = os.path.join(mnt, "filler")
-                fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-                try:
-                    while os.write(fd, b"\0" * 65536) > 0:
-                        pass
-                except OSError:
-                    pass  # full: that was the point
-                finally:
-                    os.close(fd)
+                filler = fill_disk(mnt)
                 big = {"task": "echo", "params": {"value": "x" * 200000}}
                 status, resp, problem = d.request("POST", "/v1/jobs", big)
                 self.assertEqual(status, 503, problem)

@@ -1,0 +1,50 @@
+/*
+ * store_fixture.h - a scratch directory and event base for the unit tests
+ * of the SQLite store (test_store_sqlite.c, test_idem.c): setup() makes
+ * them, teardown() removes the database files and the directory. Include
+ * it after <cmocka.h>.
+ */
+#ifndef JD_TEST_STORE_FIXTURE_H
+#define JD_TEST_STORE_FIXTURE_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct event_base *base;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	const char *tmp = getenv("TMPDIR");
+	snprintf(f->dir, sizeof(f->dir), "%.40s/jd-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/jobd.db", f->dir);
+	f->base = event_base_new();
+	assert_non_null(f->base);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	const char *suffix[] = { "", "-wal", "-shm", ".lock" };
+	char p[160];
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", f->path, suffix[i]);
+		unlink(p);
+	}
+	rmdir(f->dir);
+	event_base_free(f->base);
+	free(f);
+	return 0;
+}
+
+#endif
