@@ -17,7 +17,7 @@
 static uint64_t last_ms;
 static uint32_t counter; /* 12 bits rand_a + 14 bits from rand_b: 26 bits */
 
-static void fill_random(void *buf, size_t n)
+static void fill_random_now(void *buf, size_t n)
 {
 	uint8_t *p = buf;
 	while (n > 0) {
@@ -34,6 +34,26 @@ static void fill_random(void *buf, size_t n)
 		p += r;
 		n -= (size_t)r;
 	}
+}
+
+/* Random bytes from a per-thread pool refilled 512 bytes at a time: a
+ * getrandom call per ID was a measurable share of a submission. The bytes
+ * are the kernel's all the same; a pool is never handed out twice. */
+static void fill_random(void *buf, size_t n)
+{
+	static _Thread_local uint8_t pool[512];
+	static _Thread_local size_t left;
+	if (n > sizeof(pool)) {
+		fill_random_now(buf, n);
+		return;
+	}
+	if (left < n) {
+		fill_random_now(pool, sizeof(pool));
+		left = sizeof(pool);
+	}
+	memcpy(buf, pool + sizeof(pool) - left, n);
+	memset(pool + sizeof(pool) - left, 0, n);
+	left -= n;
 }
 
 void jd_id_new(struct jd_id *id)
