@@ -10,6 +10,13 @@
  * Bodies are collected into one buffer, bounded by max_body: a declared
  * Content-Length above it is refused with 413 before anything is read, and
  * a chunked body is refused as soon as it crosses the limit.
+ *
+ * Streamed replies (jd_req_reply_stream) are MHD callback responses of no
+ * set length (chunked). When their reader has nothing to send, the
+ * connection is suspended from inside the reader - the one place besides
+ * the access handler where MHD allows it - rather than returning 0 and
+ * being asked again at once; jd_req_stream_wake() resumes it. A suspended
+ * connection must not outlive MHD, so stopping ends every stream first.
  */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -30,6 +37,17 @@
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 
+/* A streamed reply: the handler's reader and what MHD knows of it. */
+struct jd_stream {
+	struct jd_req *r;
+	jd_stream_read_fn read;
+	void (*on_close)(void *arg);
+	void *arg;
+	int parked;  /* suspended until jd_req_stream_wake() */
+	int ended;   /* jobd is stopping: end the body, do not read */
+	size_t slot; /* in jd_http.streams */
+};
+
 struct jd_http {
 	struct event_base *base;
 	const struct jd_config *cfg;
@@ -41,6 +59,9 @@ struct jd_http {
 	/* Suspended requests, so shutdown can answer them. */
 	struct jd_req **susp;
 	size_t nsusp, capsusp;
+	/* Open streams, so shutdown can end them. */
+	struct jd_stream **streams;
+	size_t nstreams, capstreams;
 };
 
 /* ---- MHD in the loop ---- */
@@ -93,6 +114,17 @@ static void susp_remove(struct jd_http *h, struct jd_req *r)
 			return;
 		}
 	}
+}
+
+static int streams_grow(struct jd_http *h)
+{
+	size_t ncap = h->capstreams ? h->capstreams * 2 : 16;
+	struct jd_stream **n = realloc(h->streams, ncap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	h->streams = n;
+	h->capstreams = ncap;
+	return 0;
 }
 
 /* ---- requests ---- */
@@ -204,6 +236,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		susp_remove(h, r);
 	if (!r->replied && r->on_abort)
 		r->on_abort(r);
+	if (r->stream) {
+		struct jd_stream *st = r->stream;
+		h->streams[st->slot] = h->streams[--h->nstreams];
+		h->streams[st->slot]->slot = st->slot;
+		st->on_close(st->arg);
+		free(st);
+	}
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	free(r->body);
@@ -292,6 +331,59 @@ void jd_req_reply_fd(struct jd_req *r, unsigned status, int fd, uint64_t offset,
 	if (!resp)
 		close(fd);
 	set_reply(r, status, resp, content_type);
+}
+
+static ssize_t on_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct jd_stream *st = cls;
+	(void)pos;
+	if (st->ended)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	ssize_t n = st->read(st->arg, buf, max);
+	if (n < 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n == 0) {
+		/* Nothing to send: park the connection rather than be asked
+		 * again on every MHD_run. */
+		MHD_suspend_connection(st->r->conn);
+		st->parked = 1;
+	}
+	return n;
+}
+
+/* Streams are read in blocks of this size at most. */
+#define STREAM_BLOCK 16384
+
+void jd_req_reply_stream(struct jd_req *r, unsigned status, const char *content_type,
+			 jd_stream_read_fn read, void (*on_close)(void *arg), void *arg)
+{
+	struct jd_http *h = r->http;
+	struct jd_stream *st = calloc(1, sizeof(*st));
+	if (!st || (h->nstreams == h->capstreams && streams_grow(h) < 0)) {
+		free(st);
+		on_close(arg);
+		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL, "out of memory");
+		return;
+	}
+	*st = (struct jd_stream){ r, read, on_close, arg, 0, 0, h->nstreams };
+	h->streams[h->nstreams++] = st;
+	r->stream = st;
+	/* From here on_completed() calls on_close, whatever happens. */
+	set_reply(r, status,
+		  MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, on_stream_read,
+						    st, NULL),
+		  content_type);
+}
+
+void jd_req_stream_wake(struct jd_req *r)
+{
+	struct jd_stream *st = r->stream;
+	if (!st || !st->parked)
+		return;
+	st->parked = 0;
+	MHD_resume_connection(r->conn);
+	/* As for long-poll answers: run MHD on the next loop pass. */
+	event_active(r->http->timer_ev, EV_TIMEOUT, 0);
 }
 
 void jd_req_add_header(struct jd_req *r, const char *name, const char *value)
@@ -488,9 +580,17 @@ void jd_http_free(struct jd_http *h)
 	if (!h)
 		return;
 	if (h->d) {
-		/* MHD must not be stopped with suspended connections: answer
-		 * them (their waiters are told first), let MHD send what it can,
-		 * then stop. */
+		/* MHD must not be stopped with suspended connections: end the
+		 * streams, answer the long-polls (their waiters are told
+		 * first), let MHD send what it can, then stop. */
+		for (size_t i = 0; i < h->nstreams; i++) {
+			struct jd_stream *st = h->streams[i];
+			st->ended = 1;
+			if (st->parked) {
+				st->parked = 0;
+				MHD_resume_connection(st->r->conn);
+			}
+		}
 		while (h->nsusp > 0) {
 			struct jd_req *r = h->susp[h->nsusp - 1];
 			if (r->on_abort) {
@@ -510,5 +610,6 @@ void jd_http_free(struct jd_http *h)
 	if (h->timer_ev)
 		event_free(h->timer_ev);
 	free(h->susp);
+	free(h->streams);
 	free(h);
 }

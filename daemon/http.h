@@ -7,13 +7,16 @@
  * timeout is a libevent timer. A handler answers at once with one of the
  * jd_req_reply_* functions, or later (long-poll): when it returns without a
  * reply the connection is suspended, and the reply, whenever it comes,
- * resumes it.
+ * resumes it. A streamed reply (Server-Sent Events) has no end set in
+ * advance: its body is read from the handler as MHD can send it, and the
+ * connection is parked while the handler has nothing to send.
  */
 #ifndef JD_HTTP_H
 #define JD_HTTP_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "daemon/buf.h"
 #include "daemon/config.h"
@@ -45,6 +48,7 @@ struct jd_req {
 	int too_large, suspended, replied, closed;
 	unsigned status;
 	struct MHD_Response *resp;
+	struct jd_stream *stream; /* a streamed reply, or NULL */
 };
 
 typedef void (*jd_http_handler_fn)(struct jd_req *r, void *arg);
@@ -80,6 +84,23 @@ void jd_req_add_header(struct jd_req *r, const char *name, const char *value);
 /* Reply with `len` bytes of file `fd` from `offset` (fd is closed after). */
 void jd_req_reply_fd(struct jd_req *r, unsigned status, int fd, uint64_t offset, uint64_t len,
 		     const char *content_type);
+/* A streamed reply (status 200-599, any content type) whose body comes from
+ * `read`: MHD calls it when it can send, with room for `max` bytes; it
+ * copies at most that much into `buf` and returns how many bytes it wrote,
+ * 0 when it has nothing to send now (the connection is then parked until
+ * jd_req_stream_wake()), or -1 to end the body. `on_close` is called exactly
+ * once when the connection is done with the stream: the body ended, the
+ * client went away, or jobd is stopping; neither function is called after
+ * it, and the request is freed. jobd stopping ends every stream: `read` is
+ * not asked again and the body ends cleanly. Headers may be added after
+ * this call with jd_req_add_header(). */
+typedef ssize_t (*jd_stream_read_fn)(void *arg, char *buf, size_t max);
+void jd_req_reply_stream(struct jd_req *r, unsigned status, const char *content_type,
+			 jd_stream_read_fn read, void (*on_close)(void *arg), void *arg);
+/* There is something to send on a stream (or it should end): a parked
+ * stream's `read` is called again soon. Cheap when it is not parked. */
+void jd_req_stream_wake(struct jd_req *r);
+
 /* RFC 9457 problem. `field` may be NULL; `extra` (may be NULL) is a raw
  * JSON fragment of further members without braces. */
 void jd_req_problem(struct jd_req *r, unsigned status, const char *type, const char *title,
