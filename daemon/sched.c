@@ -70,6 +70,10 @@ struct jd_sched {
 	unsigned short rand_state[3]; /* retry jitter (erand48) */
 	void (*drained)(void *arg);
 	void *drained_arg;
+
+	/* Told of every published state change (the SSE event stream). */
+	jd_sched_observer_fn observer;
+	void *observer_arg;
 };
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
@@ -309,6 +313,21 @@ static void owner_count(struct jd_job *job, int delta)
 	job->owner->queued += (uint64_t)(int64_t)delta;
 }
 
+void jd_sched_set_observer(struct jd_sched *s, jd_sched_observer_fn fn, void *arg)
+{
+	s->observer = fn;
+	s->observer_arg = arg;
+}
+
+/* A job's state change is published: once it is taken in, started, queued
+ * again, and when its end is stored (never before: a result is stored
+ * before anyone is told). */
+static void notify_change(struct jd_sched *s, const struct jd_job *job)
+{
+	if (s->observer)
+		s->observer(s->observer_arg, job);
+}
+
 static void set_state(struct jd_sched *s, struct jd_job *job, enum jd_state st)
 {
 	s->by_state[job->state]--;
@@ -333,6 +352,7 @@ struct barrier {
 static void ended_stored(struct jd_sched *s, struct jd_job *job)
 {
 	job->wake_pending = 0;
+	notify_change(s, job);
 	wake_waiters(s, job);
 	if (job->deps && job->deps->ndependents) {
 		push_resolve(s, job);
@@ -369,6 +389,7 @@ static void release(struct jd_sched *s, struct jd_job *job)
 	}
 	set_state(s, job, JD_QUEUED);
 	s->store->ops->update(s->store, job);
+	notify_change(s, job);
 	jd_sched_dispatch(s, ex);
 }
 
@@ -532,6 +553,7 @@ static int retry(struct jd_sched *s, struct jd_job *job, enum jd_state st)
 	job->not_before = now + (int64_t)(delay * 1e6);
 	wait_until(s, job, job->not_before);
 	s->store->ops->update(s->store, job);
+	notify_change(s, job);
 	if (jd_log_get_level() >= JD_LOG_INFO) {
 		char id[JD_ID_STRLEN];
 		jd_id_format(&job->id, id);
@@ -645,6 +667,7 @@ static void start_job(struct jd_sched *s, struct jd_executor *ex, struct jd_job 
 				     jd_mono_us() + (int64_t)(job->timeout * 1e6));
 	}
 	s->store->ops->update(s->store, job);
+	notify_change(s, job);
 	wake_waiters(s, job);
 	int r = ex->ops->run(ex, job);
 	if (r < 0) {
@@ -683,6 +706,7 @@ void jd_sched_requeue(struct jd_sched *s, struct jd_job *job)
 		return;
 	}
 	s->store->ops->update(s->store, job);
+	notify_change(s, job);
 }
 
 void jd_sched_dispatch(struct jd_sched *s, struct jd_executor *ex)
@@ -734,6 +758,7 @@ static void on_stored(void *arg, int status)
 		}
 		s->by_state[job->state]++;
 		jd_metrics_submitted(job);
+		notify_change(s, job);
 	}
 	if (status < 0) {
 		/* Stored but not taken in (out of memory): they stay in the
@@ -861,6 +886,7 @@ int jd_sched_restore(struct jd_sched *s, struct jd_job *job)
 			set_state(s, job, JD_FAILED);
 			job->finished_at = jd_real_us();
 			s->store->ops->update(s->store, job);
+			notify_change(s, job);
 			return 0;
 		}
 		if (job->retries || job->attempts) {
@@ -876,6 +902,7 @@ int jd_sched_restore(struct jd_sched *s, struct jd_job *job)
 		free(job->result);
 		job->result = NULL;
 		s->store->ops->update(s->store, job);
+		notify_change(s, job);
 	}
 	if (job->state == JD_QUEUED && jd_heap_push(&ex->queue, job) < 0)
 		return -ENOMEM;
@@ -1079,6 +1106,7 @@ static void shelve(struct jd_sched *s, struct jd_job *job)
 	job->worker = -1;
 	job->device_used = NULL;
 	s->store->ops->update(s->store, job);
+	notify_change(s, job);
 }
 
 static void stop_all(struct jd_sched *s, enum jd_state running_to)

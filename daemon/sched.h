@@ -3,7 +3,8 @@
  *
  * Loop thread only. This is the only module that changes a job's state:
  * the API submits and cancels through it, executors report completions to
- * it, and it wakes whoever waits on a job (long-polls now; SSE later).
+ * it, and it wakes whoever waits on a job (long-polls, and through the
+ * observer, the SSE event stream).
  */
 #ifndef JD_SCHED_H
 #define JD_SCHED_H
@@ -32,6 +33,22 @@ struct jd_waiter {
 
 struct jd_sched *jd_sched_new(struct event_base *base, const struct jd_config *cfg,
 			      struct jd_store *store);
+
+/* The observer is called (loop thread) at every published state change of
+ * a job, with the job in its new state: when a submitted job has been
+ * stored and is taken in (waiting or queued), when a waiting job queues
+ * (its dependencies succeeded, its start time came), when it starts
+ * (running, attempt counted up), when a failed attempt is to be retried
+ * (waiting again, until its back-off is over), when it is queued again (an
+ * executor gave it back, a shut-down shelved it, a restart found it
+ * running), and when it has ended - only once its terminal state is
+ * stored, so that whoever is told can read the result. One call per
+ * change; a job's changes come in the order they happened, and its
+ * terminal one is its last (another job's change may come in between
+ * while an end is being stored). The observer must not change the job or
+ * call back into the scheduler. One observer; NULL for none. */
+typedef void (*jd_sched_observer_fn)(void *arg, const struct jd_job *job);
+void jd_sched_set_observer(struct jd_sched *s, jd_sched_observer_fn fn, void *arg);
 void jd_sched_free(struct jd_sched *s);
 /* Replace the config pointer (after a reload); the caller keeps it alive. */
 void jd_sched_set_config(struct jd_sched *s, const struct jd_config *cfg);
