@@ -19,6 +19,7 @@
 
 #include "daemon/api.h"
 #include "daemon/auth.h"
+#include "daemon/events.h"
 #include "daemon/idem.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
@@ -59,6 +60,7 @@ static void h_tasks(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_health(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_ready(struct jd_api *api, struct jd_req *r, const char *id);
 static void h_metrics(struct jd_api *api, struct jd_req *r, const char *id);
+static void h_events(struct jd_api *api, struct jd_req *r, const char *id);
 
 #define OPEN   JD_ACCESS_OPEN
 #define READ   JD_ACCESS_READ
@@ -79,6 +81,7 @@ static const struct route routes[] = {
 	{ "/v1/health", JD_GET, OPEN, h_health },
 	{ "/v1/ready", JD_GET, OPEN, h_ready },
 	{ "/metrics", JD_GET, READ, h_metrics },
+	{ "/v1/events", JD_GET, READ, h_events },
 	{ NULL, 0, 0, NULL },
 };
 
@@ -1438,6 +1441,14 @@ static void h_metrics(struct jd_api *api, struct jd_req *r, const char *id)
 
 /* Readiness: true once jobd has recovered its jobs and listens (the same
  * moment it sends READY=1), false again while it drains. */
+/* ---- GET /v1/events (daemon/events.c) ---- */
+
+static void h_events(struct jd_api *api, struct jd_req *r, const char *id)
+{
+	(void)id;
+	jd_events_serve(api->events, r);
+}
+
 static void h_ready(struct jd_api *api, struct jd_req *r, const char *id)
 {
 	struct jd_buf b;

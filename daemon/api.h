@@ -14,6 +14,7 @@
 #include "daemon/sched.h"
 
 struct jd_auth;
+struct jd_events;
 struct jd_idem;
 
 struct jd_api {
@@ -25,6 +26,8 @@ struct jd_api {
 	struct jd_idem *idem;
 	/* Tokens and roles (daemon/auth.h); NULL: everyone may do everything. */
 	struct jd_auth *auth;
+	/* GET /v1/events (daemon/events.h). */
+	struct jd_events *events;
 };
 
 /* The jd_http handler: routes one request. `arg` is a struct jd_api. */

@@ -654,13 +654,18 @@ int jd_auth_check(struct jd_auth *a, struct jd_req *r, enum jd_access need)
 	return 0;
 }
 
-int jd_auth_may_see(const struct jd_principal *who, const struct jd_job *job)
+int jd_auth_may_see_owner(const struct jd_principal *who, const struct jd_tenant *owner)
 {
-	if (!who || !job)
+	if (!who)
 		return 0;
 	if (who->role == JD_ROLE_ADMIN)
 		return 1;
-	return who->role != JD_ROLE_NONE && who->tenant && job->owner == who->tenant;
+	return who->role != JD_ROLE_NONE && who->tenant && owner == who->tenant;
+}
+
+int jd_auth_may_see(const struct jd_principal *who, const struct jd_job *job)
+{
+	return job && jd_auth_may_see_owner(who, job->owner);
 }
 
 int jd_auth_admit(struct jd_auth *a, struct jd_req *r, size_t n)

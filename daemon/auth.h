@@ -181,6 +181,8 @@ int jd_auth_check(struct jd_auth *a, struct jd_req *r, enum jd_access need);
 
 /* May `who` see (read, wait on, follow, cancel, depend on) this job? */
 int jd_auth_may_see(const struct jd_principal *who, const struct jd_job *job);
+/* The same for a job of `owner` that is no longer at hand (an event). */
+int jd_auth_may_see_owner(const struct jd_principal *who, const struct jd_tenant *owner);
 
 /* The per-token limits, before `n` new jobs of r->who are submitted: 0 to
  * go on (the rate limit's budget is taken), or -EAGAIN after answering 429

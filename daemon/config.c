@@ -111,6 +111,14 @@ const struct jd_config_key jd_config_keys[] = {
 	KEY("auth", burst_per_token, JD_CFG_NUMBER, "0", 0, 100000000, 1,
 	    "Jobs one token name may submit at once before rate_per_token holds it back; 0 "
 	    "for one second's worth."),
+	KEY("events", events_replay, JD_CFG_INT, "10000", 1, 10000000, 0,
+	    "State changes kept for GET /v1/events to replay to a client that reconnects with "
+	    "Last-Event-ID; a client further behind gets a \"lost\" event instead."),
+	KEY("events", max_event_streams, JD_CFG_INT, "256", 0, 100000, 1,
+	    "Most GET /v1/events streams open at once; beyond it 503 with Retry-After."),
+	KEY("events", events_keepalive, JD_CFG_SECONDS, "15", 0.1, 3600, 1,
+	    "Seconds between keep-alive comments on every event stream, so that clients and "
+	    "proxies see an idle stream is alive and jobd notices clients that have gone."),
 	{ NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL },
 };
 

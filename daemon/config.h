@@ -59,6 +59,10 @@ struct jd_config {
 	int64_t max_queued_per_token;
 	double rate_per_token;
 	double burst_per_token;
+	/* [events] */
+	int64_t events_replay;
+	int64_t max_event_streams;
+	double events_keepalive;
 };
 
 enum jd_config_type {

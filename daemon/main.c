@@ -30,6 +30,7 @@
 #include "daemon/api.h"
 #include "daemon/auth.h"
 #include "daemon/config.h"
+#include "daemon/events.h"
 #include "daemon/http.h"
 #include "daemon/idem.h"
 #include "daemon/log.h"
@@ -62,6 +63,8 @@ struct daemon_state {
 	struct flag *flags;
 	size_t nflags;
 	struct jd_sched *sched;
+	struct jd_store *store;
+	struct jd_events *events;
 	struct jd_http *http;
 	struct jd_api api;
 	struct jd_auth *auth;
@@ -253,14 +256,26 @@ static void clean_orphan_output(struct daemon_state *ds)
 		jd_info("removed %d orphaned output file(s)", n);
 }
 
+/* Everything the drain stored is stored, and its events are out: end the
+ * event streams, give libmicrohttpd a moment to send the answers just made
+ * (long-polls of jobs that ended in the drain, the streams' last events),
+ * then leave the loop. */
+static void on_drain_stored(void *arg, int status)
+{
+	struct daemon_state *ds = arg;
+	struct timeval tv = { 0, 50000 };
+	(void)status;
+	jd_events_close(ds->events);
+	event_base_loopexit(ds->base, &tv);
+}
+
 static void on_drained(void *arg)
 {
 	struct daemon_state *ds = arg;
-	/* Give libmicrohttpd a moment to send the answers just made (long-polls
-	 * of jobs that ended in the drain), then leave the loop. */
-	struct timeval tv = { 0, 50000 };
 	jd_notice("all jobs stopped; exiting");
-	event_base_loopexit(ds->base, &tv);
+	/* An empty put is a barrier: it comes back once the ends of the jobs
+	 * stopped in the drain are stored and their events published. */
+	ds->store->ops->put(ds->store, NULL, 0, on_drain_stored, ds);
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -553,12 +568,16 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	ds.store = store;
 	ds.sched = store ? jd_sched_new(ds.base, &ds.cfg, store) : NULL;
-	if (!ds.sched) {
+	ds.events = ds.sched ? jd_events_new(ds.base, &ds.cfg, ds.sched) : NULL;
+	if (!ds.sched || !ds.events) {
 		jd_err("out of memory at start");
 		close(fd);
 		goto out;
 	}
+	/* Before recovery: jobs found running and queued again are events. */
+	jd_sched_set_observer(ds.sched, jd_events_on_change, ds.events);
 	struct jd_executor *threads = jd_threads_new(ds.base, (int)ds.cfg.threads);
 	if (!threads || jd_sched_add_executor(ds.sched, threads) < 0) {
 		jd_err("cannot start the thread executor");
@@ -599,7 +618,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	jd_idem_start_sweep(idem);
-	ds.api = (struct jd_api){ ds.sched, &ds.cfg, jd_mono_us(), 0, idem, ds.auth };
+	ds.api = (struct jd_api){ .sched = ds.sched,
+				  .cfg = &ds.cfg,
+				  .started_mono = jd_mono_us(),
+				  .idem = idem,
+				  .auth = ds.auth,
+				  .events = ds.events };
 	ds.http = jd_http_new(ds.base, &ds.cfg, fd, jd_api_handle, &ds.api);
 	if (!ds.http)
 		goto out;
@@ -647,8 +671,9 @@ out:
 	 * callbacks, which may answer requests (http) about jobs (sched). */
 	if (store)
 		store->ops->free(store);
-	jd_http_free(ds.http);
-	jd_idem_free(idem); /* after its waiters (requests) are gone */
+	jd_http_free(ds.http); /* closes the event streams */
+	jd_idem_free(idem);    /* after its waiters (requests) are gone */
+	jd_events_free(ds.events);
 	jd_sched_free(ds.sched);
 	jd_auth_free(ds.auth);
 	jd_tenants_cleanup(); /* after the jobs that point at them */
