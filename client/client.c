@@ -403,6 +403,13 @@ static int resolve(struct jd_ctl *ctl)
 	return 0;
 }
 
+int jd_ctl_resolve(struct jd_ctl *ctl)
+{
+	if (ctl->resolved == 0)
+		resolve(ctl);
+	return ctl->resolved > 0 ? 0 : -1;
+}
+
 /* Parse the URL into `ctl`. Only http:// for now. Returns JD_EXIT_OK or
  * JD_EXIT_USAGE (with a message printed). */
 static int ctl_set_url(struct jd_ctl *ctl, const char *url)

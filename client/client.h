@@ -109,6 +109,12 @@ void jd_ctl_get_raw(struct jd_ctl *ctl, const char *path, double timeout, jd_cal
 void jd_ctl_call_sync(struct jd_ctl *ctl, enum evhttp_cmd_type method, const char *path,
 		      const char *body, struct jd_reply *out);
 
+/* Resolve the URL's host now (once) and make `ctl->addr` and `ctl->port`
+ * the address to connect to, for requests made without jd_ctl_call()
+ * (streams). 0, or -1 when the name does not resolve; a jd_reply with
+ * xerr JD_XERR_RESOLVE then says why through jd_reply_check(). */
+int jd_ctl_resolve(struct jd_ctl *ctl);
+
 /* Run the loop until `*flag` is set (or nothing is left to wait for). */
 void jd_ctl_run_until(struct jd_ctl *ctl, const int *flag);
 

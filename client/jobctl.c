@@ -36,6 +36,7 @@
 #include "util.h"
 #include "version.h"
 #include "wait.h"
+#include "watch.h"
 
 #define DEFAULT_URL "http://127.0.0.1:7070"
 
@@ -199,6 +200,11 @@ static const struct opt output_opts[] = {
 	{ NULL, NULL, 0, NULL },
 };
 
+static const struct opt watch_opts[] = {
+	{ "label", "K=V", O_LABEL, "only jobs with this label (repeatable; all must match)" },
+	{ NULL, NULL, 0, NULL },
+};
+
 static const struct opt token_opts[] = {
 	{ "file", "PATH", O_FILE, "append the line to jobd's tokens file PATH (made 0600)" },
 	{ NULL, NULL, 0, NULL },
@@ -220,6 +226,7 @@ static int cmd_health(struct jd_ctl *ctl, const struct args *a);
 static int cmd_run(struct jd_ctl *ctl, const struct args *a);
 static int cmd_output(struct jd_ctl *ctl, const struct args *a);
 static int cmd_token(struct jd_ctl *ctl, const struct args *a);
+static int cmd_watch(struct jd_ctl *ctl, const struct args *a);
 
 static const struct cmd cmds[] = {
 	{ "submit", "TASK [OPTIONS] | --batch FILE", "submit a job (or many) and print its ID",
@@ -234,6 +241,8 @@ static const struct cmd cmds[] = {
 	  result_opts, 1, 1, cmd_result, 0 },
 	{ "output", "ID [--stderr] [--follow]", "print an exec job's stdout (or stderr)", "job ID",
 	  output_opts, 1, 1, cmd_output, 0 },
+	{ "watch", "[ID...] [--label K=V]", "print job state changes as they happen", "job ID",
+	  watch_opts, 0, -1, cmd_watch, 0 },
 	{ "cancel", "ID...", "cancel jobs", "job ID", no_opts, 1, -1, cmd_cancel, 0 },
 	{ "list", "[OPTIONS]", "list jobs, newest first", NULL, list_opts, 0, 0, cmd_list, 0 },
 	{ "executors", "", "show the executors and their load", NULL, no_opts, 0, 0, cmd_executors,
@@ -964,6 +973,11 @@ static int cmd_run(struct jd_ctl *ctl, const struct args *a)
 static int cmd_output(struct jd_ctl *ctl, const struct args *a)
 {
 	return jd_output(ctl, a->pos[0], a->err_stream ? "stderr" : "stdout", a->follow);
+}
+
+static int cmd_watch(struct jd_ctl *ctl, const struct args *a)
+{
+	return jd_watch(ctl, a->pos, a->npos, a->label, a->nlabel);
 }
 
 /* Add "&name=value" (or "?name=value" first) to a query string. */

@@ -64,7 +64,7 @@ _jobctl()
         prev=${words[cword - 1]}
     fi
 
-    local commands="submit run status wait result output cancel list executors tasks health token"
+    local commands="submit run status wait result output watch cancel list executors tasks health token"
     commands+=" help"
     local global="--url --token --json --help --version"
     local _jobctl_bin=${words[0]} _jobctl_url="" _jobctl_token="" cmd="" cmd_at=0 i dashdash=0
@@ -195,6 +195,7 @@ _jobctl()
     output) opts="--stderr --follow" ;;
     list) opts="--state --task --label --limit" ;;
     token) opts="--file" ;;
+    watch) opts="--label" ;;
     esac
 
     if [[ $cur == -* ]]; then
@@ -221,7 +222,7 @@ _jobctl()
         done
         ((have_task)) || COMPREPLY=($(compgen -W "$(_jobctl_tasks)" -- "$cur"))
         ;;
-    status | wait | cancel)
+    status | wait | watch | cancel)
         COMPREPLY=($(compgen -W "$(_jobctl_ids)" -- "$cur"))
         ;;
     result | output)
