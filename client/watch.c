@@ -269,7 +269,7 @@ static void on_done(struct evhttp_request *req, void *arg)
 			return;
 		}
 		if (!w->broken)
-			fputs("jobctl: the event stream from jobd broke; reconnecting\n", stderr);
+			fputs("jobctl: the event stream from jobd ended; reconnecting\n", stderr);
 		w->broken = 1;
 		retry_in(w, (double)w->retry_ms / 1000);
 		return;
