@@ -54,6 +54,7 @@ struct jd_http {
 	struct MHD_Daemon *d;
 	int listen_fd;
 	struct event *io_ev, *timer_ev;
+	int resumed; /* a connection was resumed: MHD_run must come */
 	jd_http_handler_fn handler;
 	void *arg;
 	/* Suspended requests, so shutdown can answer them. */
@@ -66,9 +67,18 @@ struct jd_http {
 
 /* ---- MHD in the loop ---- */
 
+/* Arm the timer for MHD's next timeout. A connection resumed during the
+ * MHD_run just made (a reply or stream event decided inside a handler) is
+ * only taken up by the next MHD_run, which MHD_get_timeout() does not
+ * know about; and re-arming a timer that was made active cancels that, so
+ * such a run is asked for here. */
 static void reschedule(struct jd_http *h)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
+	if (h->resumed) {
+		event_active(h->timer_ev, EV_TIMEOUT, 0);
+		return;
+	}
 	if (MHD_get_timeout(h->d, &ms) != MHD_YES) {
 		evtimer_del(h->timer_ev);
 		return;
@@ -87,8 +97,18 @@ static void on_mhd(evutil_socket_t fd, short what, void *arg)
 	struct jd_http *h = arg;
 	(void)fd;
 	(void)what;
+	h->resumed = 0; /* this run takes up what was resumed before it */
 	MHD_run(h->d);
 	reschedule(h);
+}
+
+/* A connection was resumed: run MHD on the next loop pass rather than
+ * waiting for its timeout (without MHD_USE_ITC, MHD is not woken by a
+ * resume on its own). */
+static void run_soon(struct jd_http *h)
+{
+	h->resumed = 1;
+	event_active(h->timer_ev, EV_TIMEOUT, 0);
 }
 
 /* ---- suspended requests ---- */
@@ -297,9 +317,7 @@ static void set_reply(struct jd_req *r, unsigned status, struct MHD_Response *re
 		r->suspended = 0;
 		susp_remove(r->http, r);
 		MHD_resume_connection(r->conn);
-		/* Run MHD on the next loop pass rather than waiting for its
-		 * ITC wake-up: long-poll answers go out sooner. */
-		event_active(r->http->timer_ev, EV_TIMEOUT, 0);
+		run_soon(r->http);
 	}
 }
 
@@ -382,8 +400,7 @@ void jd_req_stream_wake(struct jd_req *r)
 		return;
 	st->parked = 0;
 	MHD_resume_connection(r->conn);
-	/* As for long-poll answers: run MHD on the next loop pass. */
-	event_active(r->http->timer_ev, EV_TIMEOUT, 0);
+	run_soon(r->http);
 }
 
 void jd_req_add_header(struct jd_req *r, const char *name, const char *value)

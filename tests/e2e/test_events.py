@@ -121,6 +121,26 @@ class Events(DaemonTest):
         finally:
             s.close()
 
+    def test_each_event_goes_out_at_once(self):
+        # No other traffic wakes the stream: a submission's events are
+        # decided inside the request's handler (the memory store answers at
+        # once), and must still go out then, not at the next keep-alive.
+        # One keep-alive connection submits: a new one for each job would
+        # wake jobd's HTTP side by itself when it closes.
+        s = Stream(self.d, timeout=5)
+        c = http.client.HTTPConnection(self.d.host, self.d.port, timeout=30)
+        try:
+            for i in range(20):
+                c.request("POST", "/v1/jobs", body=json.dumps(
+                    {"task": "echo", "params": {"value": i}}),
+                    headers={"Content-Type": "application/json"})
+                r = c.getresponse()
+                jid = json.loads(r.read())["id"]
+                s.until(lambda e: e.data.get("id") == jid and e.data["state"] == "succeeded")
+        finally:
+            c.close()
+            s.close()
+
     def test_failed_and_cancelled_carry_the_error(self):
         s = Stream(self.d)
         try:
