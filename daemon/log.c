@@ -135,5 +135,9 @@ void jd_log_mhd(void *cls, const char *fmt, va_list ap)
 	if (jd_log_get_level() < JD_LOG_WARNING)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	jd_log(JD_LOG_WARNING, "libmicrohttpd: %s", msg);
+	/* A client that left before its answer was all sent (an event stream
+	 * closed, a long-poll given up) is no fault of jobd's. */
+	enum jd_log_level level =
+	    strstr(msg, "socket is no longer available") ? JD_LOG_INFO : JD_LOG_WARNING;
+	jd_log(level, "libmicrohttpd: %s", msg);
 }
