@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """run.py - the jobd benchmark driver (`make bench`).
 
-Runs fourteen figures in one go, each beside an anchor measured in the same
+Runs fifteen figures in one go, each beside an anchor measured in the same
 run on the same machine, prints a Markdown table and writes results.json.
-Figures a to c, e to k, l's restarts and n are measured --repeat times (3;
+Figures a to c, e to k, l's restarts, n and o are measured --repeat times (3;
 1 with --quick), anchor and jobd alternating, and the medians reported:
 
   a. submit rate     jobd vs a bare libmicrohttpd server (bare_server)
@@ -26,9 +26,13 @@ Figures a to c, e to k, l's restarts and n are measured --repeat times (3;
   m. database size   jobd.db bytes per stored finished job (l's database)
   n. batch e2e       POST /v1/jobs/batch (1,000 jobs a request) + POST
                      /v1/wait vs ThreadPoolExecutor(2).map
+  o. SSE             GET /v1/events with one subscriber while 10,000 echo
+                     jobs complete: events/s delivered vs events/s jobd
+                     publishes with no subscriber; a job's end
+                     (finished_at) to its event's arrival, p50 and p99
 
-a to g and n run jobd with --durability memory (the HTTP and scheduler path,
-as before the store); k to m are about the store.
+a to g, n and o run jobd with --durability memory (the HTTP and scheduler
+path, as before the store); k to m are about the store.
 
 h to j are skipped ("skipped: <reason>" rows, exit status unaffected) when
 jobd's opencl executor is disabled or missing, or an anchor is not built.
@@ -107,6 +111,10 @@ RECOVERY_READY_TIMEOUT = 120.0  # l: seconds a restart may take to listen
 BATCH_JOBS = 1000               # n: jobs per POST /v1/jobs/batch
 WAIT_IDS = 10000                # n: IDs per POST /v1/wait (jobd's limit)
 TARGET_BATCH_E2E_RATIO = 1.5    # n: jobd jobs/s / ThreadPoolExecutor(2).map
+SSE_JOBS = 10000                # o: jobs per run
+SSE_BATCH = 1000                # o: jobs per POST /v1/jobs/batch
+TARGET_SSE_RATIO = 0.80         # o: events/s to a subscriber / published
+TARGET_SSE_DELAY_P99_US = 10000.0  # o: a job's end to its event, p99
 JOBD_RECOVERED_RE = re.compile(
     r"recovered (\d+) job\(s\) in ([0-9.]+) s(?:: (\d+) queued)?")
 
@@ -1717,6 +1725,139 @@ class Bench:
                         'build.cache == "%s"' % want[k], met,
                         "; ".join(notes))
 
+    # -- o. SSE --
+
+    def sse_round(self, jobd, subscribe):
+        """Submit SSE_JOBS echo jobs in batches of SSE_BATCH on one
+        connection, as fast as the answers come. With `subscribe`, one
+        GET /v1/events client (a thread of its own) reads the stream, and
+        the round ends with the arrival of the last terminal event: events/s
+        is what it received over the time from the first submission to
+        then. Without, events/s is the three events per job jobd published
+        over the time from the first submission to the latest finished_at,
+        read from the last jobs once they have ended."""
+        body = json.dumps({"jobs": [json.loads(ECHO_BODY)] * SSE_BATCH})
+        timeout = self.budget.timeout(120)
+        sub = None
+        if subscribe:
+            # A process of its own: in a thread of the driver it would wait
+            # for the GIL while the driver submits.
+            sub = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--sse-subscriber",
+                 str(jobd.port), str(SSE_JOBS), str(timeout)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                preexec_fn=_die_with_parent)
+            if sub.stdout.readline() != b"ready\n":
+                sub.kill()
+                sub.wait()
+                raise BenchError("the subscriber did not start")
+        c = http.client.HTTPConnection("127.0.0.1", jobd.port, timeout=timeout)
+        ids = []
+
+        def call(method, path, doc=None):
+            c.request(method, path, body=doc,
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            data = r.read()
+            if r.status not in (200, 202):
+                raise BenchError("%s %s: HTTP %d %s" % (method, path, r.status,
+                                                        data[:200]))
+            return json.loads(data)
+
+        try:
+            t0 = time.time()
+            for _ in range(SSE_JOBS // SSE_BATCH):
+                ids += call("POST", "/v1/jobs/batch", body)["ids"]
+            if sub:
+                try:
+                    out, _ = sub.communicate(timeout=timeout + 5)
+                except subprocess.TimeoutExpired:
+                    raise BenchError("the subscriber did not get %d terminal "
+                                     "events in %.0f s" % (SSE_JOBS, timeout))
+                got = json.loads(out)
+                if got.get("error"):
+                    raise BenchError("subscriber: %s" % got["error"])
+            else:
+                # FIFO on two threads: the last jobs end last. (Not POST
+                # /v1/wait on all of them: it checks every job at each
+                # end, which would slow the run it measures.)
+                ends = []
+                for i in ids[-20:]:
+                    job = call("GET", "/v1/jobs/%s?wait=%d" % (i, timeout))
+                    if job["state"] != "succeeded":
+                        raise BenchError("job %s: %s" % (i, job["state"]))
+                    ends.append(rfc3339(job["finished_at"]))
+                t_end = max(ends)
+        finally:
+            c.close()
+            if sub and sub.poll() is None:
+                sub.kill()
+                sub.wait()
+        if not sub:
+            return {"jobs": len(ids), "seconds": t_end - t0,
+                    "events_per_s": 3 * len(ids) / (t_end - t0)}
+        events, lost, ends, last = (got["events"], got["lost"], got["ends"],
+                                    got["last"])
+        if not ends:
+            raise BenchError("the subscriber got no terminal event")
+        delays = sorted(t - rfc3339(at) for t, at, _ in ends)
+        bad = [st for _, _, st in ends if st != "succeeded"]
+        t_end = max(rfc3339(at) for _, at, _ in ends)
+        return {"jobs": len(ids), "seconds": t_end - t0,
+                "delivered_seconds": last - t0, "events": events,
+                "lost": lost, "not_succeeded": len(bad),
+                "events_per_s": events / (last - t0),
+                "delay_p50_us": 1e6 * delays[len(delays) // 2],
+                "delay_p99_us": 1e6 * delays[int(len(delays) * 0.99)],
+                "delay_max_us": 1e6 * delays[-1]}
+
+    def run_sse(self):
+        """o. GET /v1/events: one subscriber while 10,000 jobs complete,
+        beside the same jobs with no subscriber."""
+        subs, bares = [], []
+        for i in range(self.repeat):
+            for subscribe in (False, True):
+                log("o. SSE, round %d/%d: %d echo jobs in batches of %d, %s"
+                    % (i + 1, self.repeat, SSE_JOBS, SSE_BATCH,
+                       "one subscriber" if subscribe else "no subscriber"))
+                jobd = self.start_jobd(2, extra=MEMORY_STORE)
+                try:
+                    res = self.sse_round(jobd, subscribe)
+                finally:
+                    self.stop(jobd)
+                self.raw.setdefault("sse_subscriber" if subscribe
+                                    else "sse_none", []).append(res)
+                (subs if subscribe else bares).append(res)
+        v = median([x["events_per_s"] for x in subs])
+        a = median([x["events_per_s"] for x in bares])
+        p50 = median([x["delay_p50_us"] for x in subs])
+        p99 = median([x["delay_p99_us"] for x in subs])
+        ratio = v / a if a > 0 else None
+        notes = ["%d events per run (3 per job); jobs/s with the subscriber "
+                 "%.0f, without %.0f" % (median([x["events"] for x in subs]),
+                                         median([x["jobs"] / x["seconds"]
+                                                 for x in subs]),
+                                         median([x["jobs"] / x["seconds"]
+                                                 for x in bares]))]
+        met = ratio is not None and ratio >= TARGET_SSE_RATIO
+        lost = [x["lost"] for x in subs if x["lost"]]
+        short = [x["events"] for x in subs if x["events"] < 3 * x["jobs"]]
+        failed = [x["not_succeeded"] for x in subs if x["not_succeeded"]]
+        if lost or short or failed:
+            met = False
+            notes.append("lost events: %s; short runs (events): %s; jobs not "
+                         "succeeded: %s" % (lost, short, failed))
+        self.figure("sse_events", "SSE: events to 1 subscriber", "events/s",
+                    v, a, "published, no subscriber", ratio,
+                    "ratio >= %.2f" % TARGET_SSE_RATIO, met, "; ".join(notes))
+        dnote = "max %.0f µs" % median([x["delay_max_us"] for x in subs])
+        self.figure("sse_delay_p50", "SSE: job end to its event p50", "us",
+                    p50, None, None, None, None, None, dnote)
+        self.figure("sse_delay_p99", "SSE: job end to its event p99", "us",
+                    p99, None, None, None,
+                    "<= %d us" % TARGET_SSE_DELAY_P99_US,
+                    p99 <= TARGET_SSE_DELAY_P99_US)
+
     # -- the run --
 
     def run(self, only=()):
@@ -1755,6 +1896,8 @@ class Bench:
              "B", None, self.run_db_size),
             ("batch-e2e", "batch_e2e", "batch end to end", "jobs/s",
              "ratio >= %.2f" % TARGET_BATCH_E2E_RATIO, self.run_batch_e2e),
+            ("sse", "sse_events", "SSE: events to 1 subscriber", "events/s",
+             "ratio >= %.2f" % TARGET_SSE_RATIO, self.run_sse),
         ]
         # The other rows of a step, for a "skipped" row each.
         more_rows = {
@@ -1763,6 +1906,10 @@ class Bench:
                                "ratio >= %.2f" % TARGET_OCL_TPUT_RATIO)],
             "sgemm": [("sgemm_e2e", "sgemm 1024 end to end", "GFLOP/s",
                        None)],
+            "sse": [("sse_delay_p50", "SSE: job end to its event p50", "us",
+                     None),
+                    ("sse_delay_p99", "SSE: job end to its event p99", "us",
+                     "<= %d us" % TARGET_SSE_DELAY_P99_US)],
             "program-cache": [
                 ("program_cache_memory", "program cache: same kernel", "ms",
                  'build.cache == "memory"'),
@@ -1786,6 +1933,95 @@ class Bench:
                 self.figure_error(fid, name, unit, target, e)
             finally:
                 self.stop_all()
+
+
+class SseSubscriber:
+    """Figure o's client of GET /v1/events, run in a process of its own
+    (sse_subscriber_main). While the run lasts it only reads: each chunk is
+    kept with the wall-clock time it arrived, and the terminal events in it
+    are counted (bytes.count, on the chunk and the end of the one before,
+    so that a marker cut in two counts once) until `n` have come. Frames
+    are taken apart afterwards (results()), so that the subscriber's own
+    work does not delay its reads. The stream is open (jobd has registered
+    it) once __init__ has returned."""
+
+    TERMINAL = (b'"state":"succeeded"', b'"state":"failed"',
+                b'"state":"cancelled"', b'"state":"timed_out"')
+
+    def __init__(self, port, n, timeout):
+        self.n = n
+        self.chunks = []
+        self.ended = 0
+        self.last = None
+        self.conn = http.client.HTTPConnection("127.0.0.1", port,
+                                               timeout=timeout)
+        self.conn.request("GET", "/v1/events")
+        self.resp = self.conn.getresponse()
+        if self.resp.status != 200:
+            raise BenchError("GET /v1/events: HTTP %d" % self.resp.status)
+
+    def run(self):
+        tail = b""
+        while self.ended < self.n:
+            data = self.resp.read1(1 << 20)
+            now = time.time()
+            if not data:
+                raise BenchError("the stream ended")
+            self.chunks.append((now, data))
+            both = tail + data
+            self.ended += sum(both.count(t) - tail.count(t)
+                              for t in self.TERMINAL)
+            tail = both[-32:]
+            self.last = now
+
+    def frames(self):
+        """(arrival time, frame) of every complete frame received."""
+        buf = b""
+        for t, data in self.chunks:
+            parts = (buf + data).split(b"\n\n")
+            buf = parts.pop()
+            for f in parts:
+                yield t, f
+
+    def results(self):
+        """Events (state frames) and lost events received, and (arrival,
+        at, state) of each terminal event."""
+        events = lost = 0
+        ends = []
+        for t, f in self.frames():
+            if not f.startswith(b"id:"):
+                continue  # retry:, keep-alive comments
+            if b"\nevent: lost" in f:
+                lost += 1
+                continue
+            events += 1
+            if any(m in f for m in self.TERMINAL):
+                ev = json.loads(f[f.index(b"\ndata: ") + 7:])
+                ends.append((t, ev["at"], ev["state"]))
+        return events, lost, ends
+
+
+def sse_subscriber_main(port, n, timeout):
+    """run.py --sse-subscriber PORT N TIMEOUT: says "ready" once the stream
+    is open, then prints one JSON line of what it received."""
+    _load_libc()
+    _die_with_parent()
+    try:
+        sub = SseSubscriber(int(port), int(n), float(timeout))
+        print("ready", flush=True)
+        sub.run()
+        events, lost, ends = sub.results()
+        out = {"events": events, "lost": lost, "ends": ends, "last": sub.last}
+    except Exception as e:  # reported by the driver
+        out = {"error": "%s: %s" % (type(e).__name__, e)}
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+def rfc3339(s):
+    """jobd's "2026-11-25T12:00:00.123456Z" as seconds since the epoch."""
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
 
 
 def ceil_div(a, b):
@@ -1872,7 +2108,7 @@ def fs_type(path):
 def fmt_num(v, unit):
     if v is None:
         return "—"
-    if unit in ("req/s", "jobs/s"):
+    if unit in ("req/s", "jobs/s", "events/s"):
         return "{:,.0f} {}".format(v, unit)
     if unit == "us":
         return "{:,.1f} µs".format(v)
@@ -1945,7 +2181,7 @@ def main():
                              "process-e2e", "exec", "process-rtt",
                              "opencl-square", "sgemm", "program-cache",
                              "durability", "recovery", "db-size",
-                             "batch-e2e"],
+                             "batch-e2e", "sse"],
                     help="run only this figure (repeatable)")
     ap.add_argument("--repeat", type=int, metavar="N",
                     help="measure every figure but d N times (1..5) and "
@@ -2047,4 +2283,6 @@ def main():
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--sse-subscriber":
+        sys.exit(sse_subscriber_main(*sys.argv[2:]))
     sys.exit(main())
