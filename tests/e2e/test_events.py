@@ -8,11 +8,14 @@ after that is seen.
 import collections
 import http.client
 import json
+import shutil
 import signal
 import subprocess
+import tempfile
 import unittest
 
 from jobdtest import JOBCTL, TERMINAL, Daemon, DaemonTest
+from test_auth import Tokens, auth
 
 Event = collections.namedtuple("Event", "type id data")
 
@@ -154,6 +157,29 @@ class Events(DaemonTest):
             ev = s.until(lambda e: e.data.get("id") == long)
             self.assertEqual((ev[-1].data["state"], ev[-1].data["error"]["type"]),
                              ("cancelled", "cancelled"))
+        finally:
+            s.close()
+
+    def test_retries_dependencies_and_start_times_are_events(self):
+        s = Stream(self.d)
+        try:
+            flaky = self.d.submit({"task": "echo", "params": {"value": 1, "fail": "on purpose"},
+                                   "retries": 1, "retry_backoff": 0.01})["id"]
+            events = s.until(lambda e: e.data.get("id") == flaky and
+                             e.data["state"] in TERMINAL)
+            self.assertEqual(states_of(events, flaky),
+                             [("queued", 0), ("running", 1), ("waiting", 1), ("queued", 1),
+                              ("running", 2), ("failed", 2)])
+            first = self.d.submit({"task": "echo", "params": {"value": 1},
+                                   "not_before": 0.05})["id"]
+            then = self.d.submit({"task": "echo", "params": {"value": 2},
+                                  "after": [first]})["id"]
+            events = s.until(lambda e: e.data.get("id") == then and
+                             e.data["state"] in TERMINAL)
+            for jid in (first, then):
+                self.assertEqual(states_of(events, jid),
+                                 [("waiting", 0), ("queued", 0), ("running", 1),
+                                  ("succeeded", 1)], jid)
         finally:
             s.close()
 
@@ -336,6 +362,72 @@ class TinyReplay(DaemonTest):
                     break
         finally:
             s.close()
+
+
+class Tenants(unittest.TestCase):
+    """With tokens, a stream shows a token only its own tenant's jobs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="jobd-test-events-")
+        cls.tokens = Tokens(cls.tmp)
+        for name, role in (("alice", "submit"), ("bob", "submit"), ("root", "admin")):
+            cls.tokens.add(name, name, role)
+        cls.tokens.write()
+        cls.d = Daemon("--threads", "2", "--processes", "1", "--durability", "memory",
+                       config=f"[auth]\ntokens_file = {cls.tokens.path}\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.d.stop()
+        report = cls.d.sanitizer_report()
+        cls.d.cleanup()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        if report:
+            raise AssertionError("sanitizer report:\n" + report)
+        if code != 0:
+            raise AssertionError(f"jobd exited {code}")
+
+    def submit(self, who):
+        status, _, job = self.d.request("POST", "/v1/jobs", {"task": "echo", "params": {"value": 1}},
+                                        headers=auth(self.tokens.token[who]))
+        self.assertEqual(status, 202, job)
+        return job["id"]
+
+    def test_a_stream_carries_only_the_tokens_jobs(self):
+        alice = Stream(self.d, headers=auth(self.tokens.token["alice"]))
+        root = Stream(self.d, headers=auth(self.tokens.token["root"]))
+        try:
+            b = self.submit("bob")
+            a = self.submit("alice")
+            # Events come in order: bob's would come first.
+            got = alice.until(lambda e: e.data["id"] == a and e.data["state"] == "succeeded")
+            self.assertEqual({e.data["id"] for e in got}, {a})
+            got = root.until(lambda e: e.data["id"] == a and e.data["state"] == "succeeded")
+            self.assertEqual({e.data["id"] for e in got}, {a, b})
+        finally:
+            alice.close()
+            root.close()
+
+    def test_another_tenants_job_is_refused_like_an_unknown_one(self):
+        b = self.submit("bob")
+        unknown = "01a248b1-d115-703c-8da4-78badb08095e"
+        details = []
+        for jid in (b, unknown):
+            status, _, problem = self.d.request("GET", f"/v1/events?ids={jid}",
+                                                headers=auth(self.tokens.token["alice"]))
+            self.assertEqual((status, problem["field"]), (400, "ids"))
+            details.append(problem["detail"].replace(jid, "ID"))
+        self.assertEqual(details[0], details[1])
+        status, _, _ = self.d.request("GET", "/v1/events")
+        self.assertEqual(status, 401)
+
+    def test_jobctl_watch_sends_the_token(self):
+        jid = self.submit("alice")
+        r = subprocess.run([JOBCTL, "--url", self.d.url, "--token", self.tokens.token["alice"],
+                            "watch", jid], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, jid + r"\s+succeeded")
 
 
 class StreamLimit(DaemonTest):
