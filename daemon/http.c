@@ -10,6 +10,11 @@
  * Bodies are collected into one buffer, bounded by max_body: a declared
  * Content-Length above it is refused with 413 before anything is read, and
  * a chunked body is refused as soon as it crosses the limit.
+ *
+ * Connections are accepted by admit.c, which hands them to MHD (and keeps
+ * the limits on them and the deadline for reading a request); requests
+ * that wait for jobs to change are counted against max_waiting_requests.
+ * With tls_cert set, MHD speaks TLS with the certificate tls.c holds.
  */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -26,21 +31,24 @@
 #include <event2/event.h>
 #include <microhttpd.h>
 
+#include "daemon/admit.h"
 #include "daemon/http.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
+#include "daemon/tls.h"
 
 struct jd_http {
 	struct event_base *base;
 	const struct jd_config *cfg;
 	struct MHD_Daemon *d;
-	int listen_fd;
+	struct jd_admit *admit;
 	struct event *io_ev, *timer_ev;
 	jd_http_handler_fn handler;
 	void *arg;
 	/* Suspended requests, so shutdown can answer them. */
 	struct jd_req **susp;
 	size_t nsusp, capsusp;
+	size_t nwaiting; /* requests between jd_req_wait_begin() and their reply */
 };
 
 /* ---- MHD in the loop ---- */
@@ -68,6 +76,14 @@ static void on_mhd(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	MHD_run(h->d);
 	reschedule(h);
+}
+
+/* Run MHD on the next loop pass (a connection was handed to it, or cut
+ * off). */
+static void kick(void *arg)
+{
+	struct jd_http *h = arg;
+	event_active(h->timer_ev, EV_TIMEOUT, 0);
 }
 
 /* ---- suspended requests ---- */
@@ -143,6 +159,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			jd_req_problem(r, 413, "body-too-large", "Request body too large", NULL,
 				       "the body is %s bytes; the limit (max_body) is %lld", cl,
 				       (long long)h->cfg->max_body);
+			jd_admit_request_read(conn);
 			return queue_reply(r);
 		}
 		return MHD_YES;
@@ -170,6 +187,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		r->body[r->body_len] = '\0';
 		return MHD_YES;
 	}
+	jd_admit_request_read(conn);
 	if (r->too_large) {
 		jd_req_problem(r, 413, "body-too-large", "Request body too large", NULL,
 			       "the body is larger than the limit (max_body) of %lld bytes",
@@ -193,8 +211,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct jd_http *h = cls;
 	struct jd_req *r = *con_cls;
-	(void)conn;
 	(void)toe;
+	jd_admit_request_done(conn);
 	if (!r)
 		return;
 	*con_cls = NULL;
@@ -202,6 +220,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		jd_metrics_http(r->route, r->status);
 	if (r->suspended)
 		susp_remove(h, r);
+	if (r->waiting)
+		h->nwaiting--;
 	if (!r->replied && r->on_abort)
 		r->on_abort(r);
 	if (r->resp)
@@ -252,6 +272,10 @@ static void set_reply(struct jd_req *r, unsigned status, struct MHD_Response *re
 	r->resp = resp;
 	r->replied = 1;
 	r->status = status;
+	if (r->waiting) {
+		r->waiting = 0;
+		r->http->nwaiting--;
+	}
 	if (r->resp) /* else on_access finds none and MHD closes the connection */
 		MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	if (r->suspended) {
@@ -292,6 +316,22 @@ void jd_req_reply_fd(struct jd_req *r, unsigned status, int fd, uint64_t offset,
 	if (!resp)
 		close(fd);
 	set_reply(r, status, resp, content_type);
+}
+
+int jd_req_wait_begin(struct jd_req *r)
+{
+	struct jd_http *h = r->http;
+	if (h->nwaiting >= (size_t)h->cfg->max_waiting_requests) {
+		jd_req_problem(r, 503, "too-many-waiting", "Too many waiting requests", NULL,
+			       "%zu requests are already waiting (max_waiting_requests); try again "
+			       "shortly",
+			       h->nwaiting);
+		jd_req_add_header(r, "Retry-After", "1");
+		return -EBUSY;
+	}
+	r->waiting = 1;
+	h->nwaiting++;
+	return 0;
 }
 
 void jd_req_add_header(struct jd_req *r, const char *name, const char *value)
@@ -427,40 +467,49 @@ struct jd_http *jd_http_new(struct event_base *base, const struct jd_config *cfg
 	}
 	h->base = base;
 	h->cfg = cfg;
-	h->listen_fd = fd;
 	h->handler = handler;
 	h->arg = arg;
+	int tls = cfg->tls_cert && *cfg->tls_cert;
+	h->admit = jd_admit_new(base, cfg, fd, tls, kick, h);
+	h->timer_ev = evtimer_new(base, on_mhd, h);
+	if (!h->admit || !h->timer_ev) {
+		jd_http_free(h);
+		return NULL;
+	}
 
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	unsigned flags =
-	    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-
+	/* jobd accepts connections itself (admit.c) and hands them over:
+	 * MHD has no listening socket of its own. */
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+			 MHD_USE_TURBO | MHD_USE_NO_LISTEN_SOCKET | (tls ? MHD_USE_TLS : 0);
 	struct MHD_OptionItem opts[] = {
 		/* The logger first, so MHD never prints on its own. */
 		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)jd_log_mhd, NULL },
-		{ MHD_OPTION_LISTEN_SOCKET, fd, NULL },
 		{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout, NULL },
+		/* The pool a request's line and headers must fit in: a larger
+		 * header block gets 431 (a longer line 414). */
+		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->max_header, NULL },
 		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h },
+		{ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)jd_admit_on_connection, h->admit },
 		{ cfg->max_connections_per_ip ? MHD_OPTION_PER_IP_CONNECTION_LIMIT : MHD_OPTION_END,
 		  (intptr_t)cfg->max_connections_per_ip, NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};
+	struct MHD_OptionItem tls_opts[] = {
+		{ MHD_OPTION_HTTPS_CERT_CALLBACK, 0, jd_tls_cert_callback() },
+		{ MHD_OPTION_HTTPS_PRIORITIES, 0, cfg->tls_priorities },
+		{ MHD_OPTION_END, 0, NULL },
+	};
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, h, MHD_OPTION_ARRAY, opts,
-				MHD_OPTION_END);
+				MHD_OPTION_ARRAY, tls ? tls_opts : tls_opts + 2, MHD_OPTION_END);
 	if (!h->d) {
-		jd_err("http: cannot start libmicrohttpd");
-		close(fd);
-		free(h);
+		jd_err("http: cannot start libmicrohttpd%s", tls ? " with TLS" : "");
+		jd_http_free(h);
 		return NULL;
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
 	h->io_ev = event_new(base, info->epoll_fd, EV_READ | EV_PERSIST, on_mhd, h);
-	h->timer_ev = evtimer_new(base, on_mhd, h);
-	if (!h->io_ev || !h->timer_ev || event_add(h->io_ev, NULL) < 0) {
+	if (!h->io_ev || event_add(h->io_ev, NULL) < 0 || jd_admit_start(h->admit, h->d) < 0) {
 		jd_http_free(h);
 		return NULL;
 	}
@@ -471,16 +520,12 @@ struct jd_http *jd_http_new(struct event_base *base, const struct jd_config *cfg
 void jd_http_set_config(struct jd_http *h, const struct jd_config *cfg)
 {
 	h->cfg = cfg;
+	jd_admit_set_config(h->admit, cfg);
 }
 
 void jd_http_quiesce(struct jd_http *h)
 {
-	if (h->listen_fd < 0)
-		return;
-	MHD_socket fd = MHD_quiesce_daemon(h->d);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
-	h->listen_fd = -1;
+	jd_admit_stop_listening(h->admit);
 }
 
 void jd_http_free(struct jd_http *h)
@@ -503,8 +548,7 @@ void jd_http_free(struct jd_http *h)
 		MHD_run(h->d);
 		MHD_stop_daemon(h->d);
 	}
-	if (h->listen_fd >= 0)
-		close(h->listen_fd);
+	jd_admit_free(h->admit); /* after MHD: it is told of every close */
 	if (h->io_ev)
 		event_free(h->io_ev);
 	if (h->timer_ev)
