@@ -45,6 +45,7 @@
 
 enum opt_id {
 	O_URL,
+	O_CACERT,
 	O_JSON,
 	O_HELP,
 	O_EXECUTOR,
@@ -84,7 +85,7 @@ struct opt {
 
 /* Everything the command line said. Strings point into argv. */
 struct args {
-	const char *url;
+	const char *url, *cacert;
 	int json, help;
 	const char *executor, *params;
 	const char **param, **label, **env, **pos;
@@ -124,7 +125,12 @@ struct cmd {
 };
 
 static const struct opt global_opts[] = {
-	{ "url", "URL", O_URL, "jobd's address (default: $JOBD_URL, else " DEFAULT_URL ")" },
+	{ "url", "URL", O_URL,
+	  "jobd's address: http[s]://HOST:PORT or unix:/PATH (default: $JOBD_URL, else " DEFAULT_URL
+	  ")" },
+	{ "cacert", "FILE", O_CACERT,
+	  "CA certificate(s) (PEM) to verify an https:// jobd with (default: $JOBD_CACERT, else "
+	  "the system's)" },
 	{ "json", NULL, O_JSON, "print jobd's JSON answers, one document per line" },
 	{ "help", NULL, O_HELP, "show help and exit" },
 	{ NULL, NULL, 0, NULL },
@@ -350,6 +356,7 @@ static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, con
 	}
 	switch (o->id) {
 	case O_URL: a->url = v; break;
+	case O_CACERT: a->cacert = v; break;
 	case O_JSON: a->json = 1; break;
 	case O_HELP: a->help = 1; break;
 	case O_EXECUTOR: a->executor = v; break;
@@ -1329,7 +1336,9 @@ int main(int argc, char **argv)
 	}
 
 	struct jd_ctl ctl;
-	rc = jd_ctl_init(&ctl, a.url, a.json);
+	if (!a.cacert)
+		a.cacert = getenv("JOBD_CACERT");
+	rc = jd_ctl_init(&ctl, a.url, a.cacert, a.json);
 	if (rc == JD_EXIT_OK)
 		rc = c->run(&ctl, &a);
 	jd_ctl_cleanup(&ctl);

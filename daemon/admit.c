@@ -15,9 +15,10 @@
  *    when it is over.
  *  - Limits with an answer. Beyond max_connections a client gets 503, and
  *    beyond max_connections_per_ip 429, both with Retry-After, instead of a
- *    closed socket. (MHD's own limits stay set, as a backstop: they only
- *    act on connections accepted before MHD has reported the ones ahead of
- *    them, within one burst.) A Unix socket has no IP: no per-IP limit.
+ *    closed socket. The counts come from MHD's notifications, which it
+ *    makes from within MHD_add_connection() in this set-up (no threads), so
+ *    they are current at every accept. MHD's connection limit stays set as
+ *    a backstop. A Unix socket has no IP: no per-IP limit.
  *  - Slow requests. MHD's connection_timeout is an idle timer: a client
  *    sending one header line a second is never idle, and keeps its
  *    connection (and its memory) forever. Here every connection has a

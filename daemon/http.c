@@ -49,6 +49,7 @@ struct jd_http {
 	struct jd_req **susp;
 	size_t nsusp, capsusp;
 	size_t nwaiting; /* requests between jd_req_wait_begin() and their reply */
+	int unix_listener;
 };
 
 /* ---- MHD in the loop ---- */
@@ -76,6 +77,26 @@ static void on_mhd(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	MHD_run(h->d);
 	reschedule(h);
+}
+
+/* MHD's messages, through jd_log. MHD cannot tell that a connection handed
+ * to it (MHD_add_connection) is a Unix socket, tries TCP options on it and
+ * complains, once per connection, that they failed: not news on a Unix
+ * listener (there is no Nagle delay to switch off), so not logged. */
+static __attribute__((format(printf, 2, 0))) void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct jd_http *h = cls;
+	if (h->unix_listener) {
+		char msg[256];
+		va_list aq;
+		va_copy(aq, ap);
+		vsnprintf(msg, sizeof(msg), fmt, aq);
+		va_end(aq);
+		if (strstr(msg, "TCP_NODELAY") || strstr(msg, "TCP_CORK") ||
+		    strstr(msg, "push the data"))
+			return;
+	}
+	jd_log_mhd(NULL, fmt, ap);
 }
 
 /* Run MHD on the next loop pass (a connection was handed to it, or cut
@@ -470,6 +491,10 @@ struct jd_http *jd_http_new(struct event_base *base, const struct jd_config *cfg
 	h->handler = handler;
 	h->arg = arg;
 	int tls = cfg->tls_cert && *cfg->tls_cert;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	h->unix_listener =
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX;
 	h->admit = jd_admit_new(base, cfg, fd, tls, kick, h);
 	h->timer_ev = evtimer_new(base, on_mhd, h);
 	if (!h->admit || !h->timer_ev) {
@@ -483,7 +508,7 @@ struct jd_http *jd_http_new(struct event_base *base, const struct jd_config *cfg
 			 MHD_USE_TURBO | MHD_USE_NO_LISTEN_SOCKET | (tls ? MHD_USE_TLS : 0);
 	struct MHD_OptionItem opts[] = {
 		/* The logger first, so MHD never prints on its own. */
-		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)jd_log_mhd, NULL },
+		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h },
 		{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout, NULL },
 		/* The pool a request's line and headers must fit in: a larger
