@@ -256,19 +256,26 @@ static void set_deadline(struct conn *cn, double seconds)
 
 /* Cut a connection off: MHD finds the socket shut down on its next run
  * and closes the connection as it does for any client that went away. */
-static void cut_off(struct conn *cn)
+static void shut(struct jd_admit *a, struct MHD_Connection *c, unsigned status, const char *reason,
+		 const char *type, const char *title, const char *detail)
 {
-	struct jd_admit *a = cn->a;
 	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(cn->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (!ci)
 		return;
-	if (!a->tls && !cn->answered)
-		write_problem(ci->connect_fd, 408, "Request Timeout", "request-timeout",
-			      "Request timeout",
-			      "the request was not complete within request_timeout", 0);
+	if (!a->tls && status)
+		write_problem(ci->connect_fd, status, reason, type, title, detail, 0);
 	shutdown(ci->connect_fd, SHUT_RDWR);
-	note_refusal(&a->slow, "the request was not complete within request_timeout");
+	a->kick(a->kick_arg);
+}
+
+static void cut_off(struct conn *cn)
+{
+	/* A 408 only where it cannot be taken for the answer to a request
+	 * the client sends next on a kept-alive connection. */
+	shut(cn->a, cn->c, cn->answered ? 0 : 408, "Request Timeout", "request-timeout",
+	     "Request timeout", "the request was not complete within request_timeout");
+	note_refusal(&cn->a->slow, "the request was not complete within request_timeout");
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -276,18 +283,14 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	struct jd_admit *a = arg;
 	int64_t now = jd_mono_us();
 	struct conn *cn;
-	int cut = 0;
 	(void)fd;
 	(void)what;
 	while ((cn = jd_heap_peek(&a->deadlines)) && cn->deadline <= now) {
 		jd_heap_pop(&a->deadlines);
 		cn->deadline = 0;
 		cut_off(cn);
-		cut = 1;
 	}
 	arm_timer(a);
-	if (cut)
-		a->kick(a->kick_arg);
 }
 
 /* ---- connections opening and closing (MHD's notifications) ---- */
@@ -354,6 +357,21 @@ void jd_admit_request_read(struct MHD_Connection *c)
 	struct conn *cn = conn_of(c);
 	if (cn && cn->deadline)
 		set_deadline(cn, 0);
+}
+
+void jd_admit_cut_off(struct MHD_Connection *c, unsigned status, const char *reason,
+		      const char *type, const char *title, const char *detail)
+{
+	struct conn *cn = conn_of(c);
+	if (!cn)
+		return;
+	set_deadline(cn, 0);
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci || cn->a->tls)
+		return;
+	write_problem(ci->connect_fd, status, reason, type, title, detail, 0);
+	shutdown(ci->connect_fd, SHUT_WR);
 }
 
 void jd_admit_request_done(struct MHD_Connection *c)

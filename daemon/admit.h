@@ -37,6 +37,12 @@ void jd_admit_on_connection(void *cls, struct MHD_Connection *c, void **socket_c
 /* The request on `c` has been read whole (or answered before that): its
  * deadline no longer runs. */
 void jd_admit_request_read(struct MHD_Connection *c);
+/* From the access handler only, which then returns MHD_NO (MHD closes the
+ * connection at once): answer `c` with a problem written straight to the
+ * socket (plain text only; over TLS there is no answer). For requests MHD
+ * would otherwise read to the end before sending anything. */
+void jd_admit_cut_off(struct MHD_Connection *c, unsigned status, const char *reason,
+		      const char *type, const char *title, const char *detail);
 /* The request on `c` is done: a kept-alive connection has until
  * connection_timeout + request_timeout to send the next one whole. */
 void jd_admit_request_done(struct MHD_Connection *c);

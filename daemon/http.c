@@ -9,7 +9,8 @@
  *
  * Bodies are collected into one buffer, bounded by max_body: a declared
  * Content-Length above it is refused with 413 before anything is read, and
- * a chunked body is refused as soon as it crosses the limit.
+ * a chunked body is refused as soon as it crosses the limit (the rest is
+ * not read: the connection is cut after the answer).
  *
  * Connections are accepted by admit.c, which hands them to MHD (and keeps
  * the limits on them and the deadline for reading a request); requests
@@ -193,28 +194,34 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		if (r->too_large)
 			return MHD_YES;
 		if (r->body_len + n > (size_t)h->cfg->max_body) {
+			/* A chunked body past the limit. MHD sends nothing
+			 * before it has read the whole body, so the 413 goes
+			 * straight to the socket and the connection is closed. */
 			r->too_large = 1;
-			free(r->body);
-			r->body = NULL;
-			r->body_len = 0;
-			return MHD_YES;
-		}
-		char *nb = realloc(r->body, r->body_len + n + 1);
-		if (!nb)
+			jd_admit_cut_off(conn, 413, "Content Too Large", "body-too-large",
+					 "Request body too large",
+					 "the body is larger than the limit (max_body)");
 			return MHD_NO;
-		memcpy(nb + r->body_len, upload_data, n);
-		r->body = nb;
+		}
+		if (r->body_len + n + 1 > r->body_cap) {
+			/* Doubling: MHD hands the body over in pieces of its
+			 * buffer's size, and growing by each piece would copy
+			 * a 16 MB body thousands of times. */
+			size_t cap = r->body_cap ? r->body_cap : 4096;
+			while (cap < r->body_len + n + 1)
+				cap *= 2;
+			char *nb = realloc(r->body, cap);
+			if (!nb)
+				return MHD_NO;
+			r->body = nb;
+			r->body_cap = cap;
+		}
+		memcpy(r->body + r->body_len, upload_data, n);
 		r->body_len += n;
 		r->body[r->body_len] = '\0';
 		return MHD_YES;
 	}
 	jd_admit_request_read(conn);
-	if (r->too_large) {
-		jd_req_problem(r, 413, "body-too-large", "Request body too large", NULL,
-			       "the body is larger than the limit (max_body) of %lld bytes",
-			       (long long)h->cfg->max_body);
-		return queue_reply(r);
-	}
 	h->handler(r, h->arg);
 	if (r->replied)
 		return r->resp ? queue_reply(r) : MHD_NO;

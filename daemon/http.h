@@ -40,6 +40,7 @@ struct jd_req {
 	const char *route; /* set by the router, for metrics (a static string) */
 	/* private to http.c */
 	int too_large, suspended, replied, closed, waiting;
+	size_t body_cap;
 	unsigned status;
 	struct MHD_Response *resp;
 };
