@@ -4,13 +4,15 @@
 # demand by bash-completion). Completes commands, each command's options,
 # the values of --executor and --state, task names (from `jobctl tasks
 # --json`) and job IDs (from `jobctl list --json`) when jobd is reachable
-# at the --url given on the line, else $JOBD_URL, else the default.
+# at the --url given on the line (with its --cacert), else $JOBD_URL, else
+# the default.
 
 # Ask jobd, quickly: print nothing when it cannot be reached.
 _jobctl_query()
 {
     local -a url=()
     [[ -n $_jobctl_url ]] && url=(--url "$_jobctl_url")
+    [[ -n $_jobctl_cacert ]] && url+=(--cacert "$_jobctl_cacert")
     if type -P timeout >/dev/null; then
         timeout 2 "$_jobctl_bin" "${url[@]}" --json "$@" 2>/dev/null
     else
@@ -63,8 +65,8 @@ _jobctl()
     fi
 
     local commands="submit run status wait result output cancel list executors tasks health help"
-    local global="--url --json --help --version"
-    local _jobctl_bin=${words[0]} _jobctl_url="" cmd="" cmd_at=0 i dashdash=0
+    local global="--url --cacert --json --help --version"
+    local _jobctl_bin=${words[0]} _jobctl_url="" _jobctl_cacert="" cmd="" cmd_at=0 i dashdash=0
 
     # Find the command, the --url given so far, and a `--` after `run`.
     for ((i = 1; i < cword; i++)); do
@@ -74,6 +76,11 @@ _jobctl()
             ((i++))
             ;;
         --url=*) _jobctl_url=${words[i]#--url=} ;;
+        --cacert)
+            _jobctl_cacert=${words[i + 1]}
+            ((i++))
+            ;;
+        --cacert=*) _jobctl_cacert=${words[i]#--cacert=} ;;
         --)
             [[ $cmd == run ]] && dashdash=$i && break
             ;;
@@ -86,7 +93,7 @@ _jobctl()
                 # `jobctl run ls -l`: the command starts at the first
                 # argument that is not an option (or an option's value).
                 case ${words[i - 1]} in
-                --timeout | --env | --cwd | --stdin-file | --priority | --label | --url) ;;
+                --timeout | --env | --cwd | --stdin-file | --priority | --label | --url | --cacert) ;;
                 *) dashdash=$((i - 1)) && break ;;
                 esac
             fi
@@ -106,8 +113,13 @@ _jobctl()
 
     # Values of options.
     case $prev in
+    --cacert)
+        COMPREPLY=($(compgen -f -- "$cur"))
+        compopt -o filenames 2>/dev/null
+        return
+        ;;
     --url)
-        COMPREPLY=($(compgen -W "http://127.0.0.1:7070" -- "$cur"))
+        COMPREPLY=($(compgen -W "http://127.0.0.1:7070 https:// unix:/run/jobd/api.sock" -- "$cur"))
         # bash replaces only what follows the last ':' of the word.
         if [[ $cur == *:* && $COMP_WORDBREAKS == *:* ]]; then
             local pre=${cur%"${cur##*:}"} k
