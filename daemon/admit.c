@@ -52,6 +52,7 @@
 #include "daemon/admit.h"
 #include "daemon/heap.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/timeutil.h"
 #include "daemon/tls.h"
 
@@ -85,6 +86,7 @@ struct conn {
 /* Refusals of one kind, logged at most once per LOG_EVERY_US. */
 struct refusals {
 	const char *verb; /* "refused", "cut off" */
+	enum jd_conn_refusal why;
 	int64_t last_log;
 	unsigned long since;
 };
@@ -145,6 +147,7 @@ static void refuse(struct jd_admit *a, int fd, unsigned status, const char *reas
 static void note_refusal(struct refusals *r, const char *detail)
 {
 	int64_t now = jd_mono_us();
+	jd_metrics_connection_refused(r->why);
 	r->since++;
 	if (r->last_log && now - r->last_log < LOG_EVERY_US)
 		return;
@@ -319,6 +322,7 @@ void jd_admit_on_connection(void *cls, struct MHD_Connection *c, void **socket_c
 			a->conns->prev = cn;
 		a->conns = cn;
 		a->nconns++;
+		jd_metrics_connections(1);
 		*socket_context = cn;
 		set_deadline(cn, a->cfg->request_timeout);
 		return;
@@ -339,6 +343,7 @@ void jd_admit_on_connection(void *cls, struct MHD_Connection *c, void **socket_c
 	if (cn->next)
 		cn->next->prev = cn->prev;
 	a->nconns--;
+	jd_metrics_connections(-1);
 	free(cn);
 	/* A slot is free: accepting may have paused for want of one. */
 	if (a->out_of_fds && a->accept_ev && !event_pending(a->accept_ev, EV_READ, NULL))
@@ -419,9 +424,11 @@ static int refuse_with_reserve(struct jd_admit *a)
 	close(a->spare_fd);
 	a->spare_fd = -1;
 	int fd = accept4(a->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd >= 0)
+	if (fd >= 0) {
+		jd_metrics_connection_refused(JD_REFUSED_OUT_OF_FDS);
 		refuse(a, fd, 503, "Service Unavailable", "unavailable", "Service unavailable",
 		       "jobd is out of file descriptors; try again shortly");
+	}
 	a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return fd >= 0 && a->spare_fd >= 0 ? 0 : -1;
 }
@@ -500,9 +507,9 @@ struct jd_admit *jd_admit_new(struct event_base *base, const struct jd_config *c
 				.tls = tls,
 				.kick = kick,
 				.kick_arg = arg,
-				.full = { "refused", 0, 0 },
-				.per_ip = { "refused", 0, 0 },
-				.slow = { "cut off", 0, 0 } };
+				.full = { "refused", JD_REFUSED_MAX_CONNECTIONS, 0, 0 },
+				.per_ip = { "refused", JD_REFUSED_PER_IP, 0, 0 },
+				.slow = { "cut off", JD_REFUSED_REQUEST_TIMEOUT, 0, 0 } };
 	jd_heap_init(&a->deadlines, deadline_less, offsetof(struct conn, slot));
 	a->accept_ev = event_new(base, listen_fd, EV_READ | EV_PERSIST, on_accept, a);
 	a->pause_ev = evtimer_new(base, on_pause_over, a);

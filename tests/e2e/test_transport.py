@@ -128,6 +128,26 @@ def until(fn, timeout=20):
         time.sleep(0.1)
 
 
+def metric(d, name, **labels):
+    """A value from jobd's /metrics (None when absent). Read to the end of
+    the connection, which jobd closes only after it has forgotten it: the
+    next count does not include it."""
+    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+                   if labels else "")
+    answer = raw_get(d.port, "/metrics")
+    for line in answer.split(b"\r\n\r\n", 1)[-1].decode().splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def settle(d):
+    """Wait until jobd has noticed every connection the test closed: only
+    the one asking is open."""
+    if not until(lambda: metric(d, "jobd_http_connections") == 1):
+        raise AssertionError("connections still open: %s" % metric(d, "jobd_http_connections"))
+
+
 def other_group():
     """A group the socket can be given: one other than ours if we may."""
     mine = os.getegid()
@@ -517,6 +537,8 @@ class SlowClients(DaemonTest):
         self.assertTrue(result["answer"] == b"" or
                         result["answer"].startswith(b"HTTP/1.1 408"), result["answer"][:80])
         self.d.wait_log(r"cut off .*request_timeout")
+        self.assertGreaterEqual(metric(self.d, "jobd_http_connections_refused_total",
+                                       reason="request_timeout"), 1)
 
     def test_slow_headers_are_cut_off(self):
         self.check_cut_off_while_others_are_served(
@@ -556,6 +578,9 @@ class SlowClients(DaemonTest):
 class Flood(DaemonTest):
     ARGS = ("--max-connections", "24", "--max-connections-per-ip", "8")
 
+    def setUp(self):
+        settle(self.d)  # the connections of the test before are gone
+
     def test_per_ip_limit_and_health_from_elsewhere(self):
         socks = [connect(self.d.port) for _ in range(40)]
         try:
@@ -575,7 +600,10 @@ class Flood(DaemonTest):
         finally:
             for s in socks:
                 s.close()
-        self.assertTrue(until(lambda: raw_get(self.d.port).startswith(b"HTTP/1.1 200")))
+        settle(self.d)
+        self.assertTrue(raw_get(self.d.port).startswith(b"HTTP/1.1 200"))
+        self.assertGreaterEqual(metric(self.d, "jobd_http_connections_refused_total",
+                                       reason="max_connections_per_ip"), 33)
 
     def test_beyond_max_connections_503_then_served_again(self):
         socks = [connect(self.d.port, f"127.0.0.{i}") for i in (1, 2, 3) for _ in range(8)]
@@ -589,8 +617,11 @@ class Flood(DaemonTest):
         finally:
             for s in socks:
                 s.close()
-        self.assertTrue(until(lambda: self.d.request("GET", "/v1/health")[0] == 200))
+        settle(self.d)
+        self.assertEqual(self.d.request("GET", "/v1/health")[0], 200)
         self.assertRegex(self.d.log(), r"refused .*max_connections reached")
+        self.assertGreaterEqual(metric(self.d, "jobd_http_connections_refused_total",
+                                       reason="max_connections"), 1)
 
 
 class OutOfFileDescriptors(unittest.TestCase):
@@ -614,6 +645,15 @@ class OutOfFileDescriptors(unittest.TestCase):
                 for a in answers:
                     self.assertTrue(a.startswith(b"HTTP/1.1 503"), a[:80])
                 self.assertTrue(raw_get(d.port).startswith(b"HTTP/1.1 503"))
+                # A connection jobd did take is served: a job is accepted
+                # and runs.
+                held = next(s for s in socks if s not in answered)
+                held.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                             b"Content-Type: application/json\r\nContent-Length: 41\r\n\r\n"
+                             b'{"task":"echo","params":{"value":"held"}}')
+                answer = read_answer(held)
+                self.assertTrue(answer.startswith(b"HTTP/1.1 202"), answer[:200])
+                job_id = json.loads(answer.split(b"\r\n\r\n", 1)[1])["id"]
                 # No busy loop while it is out of descriptors.
                 before = self.cpu_seconds(d.proc.pid)
                 time.sleep(3)  # the window measured
@@ -624,7 +664,10 @@ class OutOfFileDescriptors(unittest.TestCase):
                     s.close()
             self.assertTrue(until(lambda: raw_get(d.port).startswith(b"HTTP/1.1 200")))
             d.wait_log(r"file descriptors are available again")
+            self.assertGreaterEqual(metric(d, "jobd_http_connections_refused_total",
+                                           reason="out_of_fds"), 200 - taken)
             self.assertEqual(d.log().count("out of file descriptors"), 1)
+            self.assertEqual(d.wait(job_id)["result"], {"value": "held"})
             job = d.submit({"task": "echo", "params": {"value": "after"}})
             self.assertEqual(d.wait(job["id"])["result"], {"value": "after"})
         finally:
