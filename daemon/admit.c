@@ -257,28 +257,24 @@ static void set_deadline(struct conn *cn, double seconds)
 	arm_timer(a);
 }
 
-/* Cut a connection off: MHD finds the socket shut down on its next run
- * and closes the connection as it does for any client that went away. */
-static void shut(struct jd_admit *a, struct MHD_Connection *c, unsigned status, const char *reason,
-		 const char *type, const char *title, const char *detail)
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (!ci)
-		return;
-	if (!a->tls && status)
-		write_problem(ci->connect_fd, status, reason, type, title, detail, 0);
-	shutdown(ci->connect_fd, SHUT_RDWR);
-	a->kick(a->kick_arg);
-}
-
+/* Past its deadline: shut the socket down (with a 408 first where it
+ * cannot be taken for the answer to a request the client sends next on a
+ * kept-alive connection). MHD finds it shut on its next run and closes the
+ * connection as it does for any client that went away. */
 static void cut_off(struct conn *cn)
 {
-	/* A 408 only where it cannot be taken for the answer to a request
-	 * the client sends next on a kept-alive connection. */
-	shut(cn->a, cn->c, cn->answered ? 0 : 408, "Request Timeout", "request-timeout",
-	     "Request timeout", "the request was not complete within request_timeout");
-	note_refusal(&cn->a->slow, "the request was not complete within request_timeout");
+	struct jd_admit *a = cn->a;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(cn->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return;
+	if (!a->tls && !cn->answered)
+		write_problem(ci->connect_fd, 408, "Request Timeout", "request-timeout",
+			      "Request timeout",
+			      "the request was not complete within request_timeout", 0);
+	shutdown(ci->connect_fd, SHUT_RDWR);
+	a->kick(a->kick_arg);
+	note_refusal(&a->slow, "the request was not complete within request_timeout");
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
