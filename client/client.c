@@ -7,7 +7,16 @@
  * from a separate loop event, never from inside evhttp's callback, since
  * evhttp may call back from within evhttp_make_request() itself and frees
  * the request after we return.
+ *
+ * https:// connections are evhttp over an OpenSSL bufferevent that always
+ * verifies the server (its certificate against --cacert or the system's
+ * CAs, and the URL's host name or IP address against it); there is no way
+ * to turn that off. libevent 2.1 cannot reconnect a TLS bufferevent once it
+ * has been used, so a TLS connection that closed or failed is replaced by
+ * a fresh one rather than reconnected. unix:/PATH requests go through
+ * uhttp.c, one connection each.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -17,16 +26,21 @@
 #include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "client.h"
 #include "show.h"
+#include "uhttp.h"
 #include "util.h"
 #include "version.h"
 
@@ -48,7 +62,8 @@ struct jd_call {
 	char *idempotency_key; /* Idempotency-Key header, NULL for none */
 	int retries;           /* left for an idempotent request lost to a stale connection */
 	int finished;
-	int ev_err; /* enum evhttp_request_error, or -1 if evhttp reported none */
+	int ev_err;         /* enum evhttp_request_error, or -1 if evhttp reported none */
+	struct jd_uhttp *u; /* the exchange of a unix: request */
 	struct jd_reply reply;
 	jd_call_done_fn on_done;
 	void *arg;
@@ -79,6 +94,7 @@ static void call_free(struct jd_call *c)
 	free(c->path);
 	free(c->body);
 	free(c->idempotency_key);
+	jd_uhttp_free(c->u);
 	jd_reply_cleanup(&c->reply);
 	free(c);
 }
@@ -108,6 +124,37 @@ static void on_http_error(enum evhttp_request_error err, void *arg)
 	c->ev_err = (int)err;
 }
 
+/* A TLS connection failed: if the handshake is why, say so in
+ * ctl->tls_err and return 1. */
+static int tls_failure(struct jd_ctl *ctl, struct jd_conn *cn)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(cn->evcon);
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+	unsigned long e, first = 0;
+	while (bev && (e = bufferevent_get_openssl_error(bev)) != 0)
+		if (!first)
+			first = e;
+	if (v != X509_V_OK) {
+		int untrusted = v == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+				v == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+				v == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+				v == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT;
+		snprintf(ctl->tls_err, sizeof(ctl->tls_err),
+			 "the server's certificate did not verify: %s%s",
+			 X509_verify_cert_error_string(v),
+			 untrusted ? " (give the CA that signed it with --cacert)" : "");
+		return 1;
+	}
+	if (first) {
+		char msg[256];
+		ERR_error_string_n(first, msg, sizeof(msg));
+		snprintf(ctl->tls_err, sizeof(ctl->tls_err), "the TLS handshake failed: %s", msg);
+		return 1;
+	}
+	return 0;
+}
+
 static void on_http_done(struct evhttp_request *req, void *arg)
 {
 	struct jd_call *c = arg;
@@ -115,6 +162,14 @@ static void on_http_done(struct evhttp_request *req, void *arg)
 	if (c->finished)
 		return;
 	int code = req ? evhttp_request_get_response_code(req) : 0;
+	if (code <= 0 && c->ctl->ssl && c->conn) {
+		c->conn->dead = 1;
+		if (tls_failure(c->ctl, c->conn)) {
+			r->xerr = JD_XERR_TLS;
+			call_finish(c);
+			return;
+		}
+	}
 	if (code <= 0) {
 		/* evhttp 2.1 reports a failed connect with no error callback. */
 		switch (c->ev_err) {
@@ -153,8 +208,103 @@ static void on_http_done(struct evhttp_request *req, void *arg)
 
 static int resolve(struct jd_ctl *ctl);
 
+static void on_tls_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct jd_conn *cn = arg;
+	(void)evcon;
+	cn->dead = 1;
+}
+
+struct evhttp_connection *jd_ctl_new_evcon(struct jd_ctl *ctl)
+{
+	if (!ctl->ssl)
+		return evhttp_connection_base_new(ctl->base, NULL, ctl->addr,
+						  (unsigned short)ctl->port);
+	SSL *ssl = SSL_new(ctl->ssl);
+	if (!ssl)
+		return NULL;
+	/* The name (or address) in the URL is what the certificate must
+	 * show; a name also goes out as SNI. */
+	unsigned char ip[16];
+	int is_ip =
+	    inet_pton(AF_INET, ctl->host, ip) == 1 || inet_pton(AF_INET6, ctl->host, ip) == 1;
+	int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ctl->host)
+		       : SSL_set_tlsext_host_name(ssl, ctl->host) && SSL_set1_host(ssl, ctl->host);
+	if (!ok) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	struct bufferevent *bev =
+	    bufferevent_openssl_socket_new(ctl->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+					   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (!bev) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* jobd's answers are framed by length; a close without close_notify
+	 * is an end of connection, not an attack on the body. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	struct evhttp_connection *evcon = evhttp_connection_base_bufferevent_new(
+	    ctl->base, NULL, bev, ctl->addr, (unsigned short)ctl->port);
+	if (!evcon)
+		bufferevent_free(bev);
+	return evcon;
+}
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	default: return "GET";
+	}
+}
+
+static void on_unix_done(void *arg)
+{
+	call_finish(arg);
+}
+
+/* A unix: request: the same headers as call_start() sends through evhttp,
+ * on a connection of its own. */
+static void call_start_unix(struct jd_conn *cn, struct jd_call *c)
+{
+	struct evbuffer *req = evbuffer_new();
+	if (!req)
+		jd_oom();
+	evbuffer_add_printf(req,
+			    "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: jobctl/" JOBD_VERSION
+			    "\r\nAccept: %s\r\nConnection: close\r\n",
+			    method_name(c->method), c->path, c->ctl->authority, c->accept);
+	if (c->idempotency_key)
+		evbuffer_add_printf(req, "Idempotency-Key: %s\r\n", c->idempotency_key);
+	size_t blen = c->body ? strlen(c->body) : 0;
+	if (c->body)
+		evbuffer_add_printf(req, "Content-Type: application/json\r\n");
+	if (c->body || c->method == EVHTTP_REQ_POST || c->method == EVHTTP_REQ_PUT)
+		evbuffer_add_printf(req, "Content-Length: %zu\r\n", blen);
+	evbuffer_add(req, "\r\n", 2);
+	if (blen)
+		evbuffer_add(req, c->body, blen);
+	jd_uhttp_free(c->u); /* a previous try's */
+	c->conn = cn;
+	cn->call = c;
+	c->u = jd_uhttp_start(c->ctl->base, (const struct sockaddr *)&c->ctl->sa, c->ctl->salen,
+			      req, c->timeout, MAX_RESPONSE, &c->reply, on_unix_done, c);
+	evbuffer_free(req);
+	if (!c->u)
+		call_finish(c);
+}
+
 static void call_start(struct jd_conn *cn, struct jd_call *c)
 {
+	if (c->ctl->unix_path) {
+		call_start_unix(cn, c);
+		return;
+	}
 	struct evhttp_request *req = evhttp_request_new(on_http_done, c);
 	if (!req) {
 		c->reply.xerr = JD_XERR_INTERNAL;
@@ -194,7 +344,7 @@ static void ctl_dispatch(struct jd_ctl *ctl)
 {
 	while (ctl->queue) {
 		struct jd_call *c = ctl->queue;
-		if (ctl->resolved == 0)
+		if (ctl->resolved == 0 && !ctl->unix_path)
 			resolve(ctl);
 		if (ctl->resolved < 0) {
 			ctl->queue = c->next;
@@ -207,21 +357,28 @@ static void ctl_dispatch(struct jd_ctl *ctl)
 			if (!ctl->conns[i].call)
 				cn = &ctl->conns[i];
 		if (!cn && ctl->nconns < JD_CTL_MAX_CONNS) {
-			struct evhttp_connection *evcon = evhttp_connection_base_new(
-			    ctl->base, NULL, ctl->addr, (unsigned short)ctl->port);
-			if (!evcon) {
+			cn = &ctl->conns[ctl->nconns++];
+			*cn = (struct jd_conn){ NULL, NULL, 1 };
+		}
+		if (!cn)
+			return;
+		/* A new connection, or one that cannot be used again (TLS). A
+		 * unix: call makes its own. */
+		if (cn->dead && !ctl->unix_path) {
+			if (cn->evcon)
+				evhttp_connection_free(cn->evcon);
+			cn->evcon = jd_ctl_new_evcon(ctl);
+			if (!cn->evcon) {
 				ctl->queue = c->next;
 				c->reply.xerr = JD_XERR_INTERNAL;
 				call_finish(c);
 				continue;
 			}
-			evhttp_connection_set_max_body_size(evcon, MAX_RESPONSE);
-			cn = &ctl->conns[ctl->nconns++];
-			cn->evcon = evcon;
-			cn->call = NULL;
+			cn->dead = 0;
+			evhttp_connection_set_max_body_size(cn->evcon, MAX_RESPONSE);
+			if (ctl->ssl)
+				evhttp_connection_set_closecb(cn->evcon, on_tls_closed, cn);
 		}
-		if (!cn)
-			return;
 		ctl->queue = c->next;
 		if (!ctl->queue)
 			ctl->queue_tail = &ctl->queue;
@@ -410,27 +567,47 @@ int jd_ctl_resolve(struct jd_ctl *ctl)
 	return ctl->resolved > 0 ? 0 : -1;
 }
 
-/* Parse the URL into `ctl`. Only http:// for now. Returns JD_EXIT_OK or
- * JD_EXIT_USAGE (with a message printed). */
-static int ctl_set_url(struct jd_ctl *ctl, const char *url)
+/* unix:/PATH: requests go to the socket at PATH. */
+static int set_unix_url(struct jd_ctl *ctl, const char *url)
 {
-	if (!strncmp(url, "unix:", 5)) {
-		fprintf(stderr,
-			"jobctl: %s: Unix sockets are not supported yet; use http://HOST:PORT\n",
-			url);
+	const char *path = url + 5;
+	struct sockaddr_un *sun = (struct sockaddr_un *)&ctl->sa;
+	if (path[0] != '/' || strlen(path) >= sizeof(sun->sun_path)) {
+		fprintf(
+		    stderr,
+		    "jobctl: invalid URL '%s': expected unix:/PATH, an absolute path of at most "
+		    "%zu bytes\n",
+		    url, sizeof(sun->sun_path) - 1);
 		return JD_EXIT_USAGE;
 	}
+	memset(&ctl->sa, 0, sizeof(ctl->sa));
+	sun->sun_family = AF_UNIX;
+	strcpy(sun->sun_path, path);
+	ctl->salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+	ctl->resolved = 1;
+	ctl->url = jd_xstrdup(url);
+	ctl->unix_path = jd_xstrdup(path);
+	ctl->host = jd_xstrdup("localhost");
+	ctl->authority = jd_xstrdup("localhost");
+	ctl->prefix = jd_xstrdup("");
+	return JD_EXIT_OK;
+}
+
+/* Parse the URL into `ctl`. Returns JD_EXIT_OK or JD_EXIT_USAGE (with a
+ * message printed). */
+static int ctl_set_url(struct jd_ctl *ctl, const char *url)
+{
+	if (!strncmp(url, "unix:", 5))
+		return set_unix_url(ctl, url);
 	struct evhttp_uri *u = evhttp_uri_parse(url);
 	const char *scheme = u ? evhttp_uri_get_scheme(u) : NULL;
 	const char *host = u ? evhttp_uri_get_host(u) : NULL;
-	if (scheme && !strcasecmp(scheme, "https")) {
-		fprintf(stderr, "jobctl: %s: https is not supported yet; use http://\n", url);
-		evhttp_uri_free(u);
-		return JD_EXIT_USAGE;
-	}
-	if (!u || !scheme || strcasecmp(scheme, "http") || !host || !*host ||
+	int https = scheme && !strcasecmp(scheme, "https");
+	if (!u || !scheme || (strcasecmp(scheme, "http") && !https) || !host || !*host ||
 	    evhttp_uri_get_query(u) || evhttp_uri_get_fragment(u) || evhttp_uri_get_userinfo(u)) {
-		fprintf(stderr, "jobctl: invalid URL '%s': expected http://HOST[:PORT][/PREFIX]\n",
+		fprintf(stderr,
+			"jobctl: invalid URL '%s': expected http://HOST[:PORT][/PREFIX], "
+			"https://HOST[:PORT][/PREFIX] or unix:/PATH\n",
 			url);
 		if (u)
 			evhttp_uri_free(u);
@@ -438,7 +615,7 @@ static int ctl_set_url(struct jd_ctl *ctl, const char *url)
 	}
 	int port = evhttp_uri_get_port(u);
 	ctl->url = jd_xstrdup(url);
-	ctl->port = port < 0 ? 80 : port;
+	ctl->port = port < 0 ? (https ? 443 : 80) : port;
 	ctl->authority = port < 0 ? jd_xstrdup(host) : jd_xasprintf("%s:%d", host, port);
 	size_t hl = strlen(host);
 	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']')
@@ -454,7 +631,32 @@ static int ctl_set_url(struct jd_ctl *ctl, const char *url)
 	return JD_EXIT_OK;
 }
 
-int jd_ctl_init(struct jd_ctl *ctl, const char *url, int json)
+/* The TLS client context: TLS 1.2 or later, the server always verified
+ * against `cacert` (a PEM file of CA certificates) or the system's CAs. */
+static int tls_setup(struct jd_ctl *ctl, const char *cacert)
+{
+	char msg[256] = "";
+	ctl->ssl = SSL_CTX_new(TLS_client_method());
+	if (!ctl->ssl || !SSL_CTX_set_min_proto_version(ctl->ssl, TLS1_2_VERSION)) {
+		fputs("jobctl: cannot set up TLS\n", stderr);
+		return JD_EXIT_SERVER;
+	}
+	SSL_CTX_set_verify(ctl->ssl, SSL_VERIFY_PEER, NULL);
+	if (cacert && *cacert) {
+		if (SSL_CTX_load_verify_locations(ctl->ssl, cacert, NULL) != 1) {
+			ERR_error_string_n(ERR_get_error(), msg, sizeof(msg));
+			fprintf(stderr, "jobctl: --cacert %s: cannot use it: %s\n", cacert, msg);
+			return JD_EXIT_USAGE;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctl->ssl) != 1) {
+		fputs("jobctl: cannot load the system's CA certificates; give --cacert\n", stderr);
+		return JD_EXIT_USAGE;
+	}
+	ERR_clear_error();
+	return JD_EXIT_OK;
+}
+
+int jd_ctl_init(struct jd_ctl *ctl, const char *url, const char *cacert, int json)
 {
 	memset(ctl, 0, sizeof(*ctl));
 	ctl->json = json;
@@ -462,6 +664,8 @@ int jd_ctl_init(struct jd_ctl *ctl, const char *url, int json)
 	ctl->done_tail = &ctl->done;
 	int rc = ctl_set_url(ctl, url);
 	if (rc != JD_EXIT_OK)
+		return rc;
+	if (!strncasecmp(url, "https:", 6) && (rc = tls_setup(ctl, cacert)) != JD_EXIT_OK)
 		return rc;
 	ctl->base = event_base_new();
 	if (!ctl->base || !(ctl->done_ev = event_new(ctl->base, -1, 0, on_calls_done, ctl))) {
@@ -476,7 +680,8 @@ void jd_ctl_cleanup(struct jd_ctl *ctl)
 	/* Connections first: freeing one drops its pending request without a
 	 * callback, after which our call can go. */
 	for (int i = 0; i < ctl->nconns; i++) {
-		evhttp_connection_free(ctl->conns[i].evcon);
+		if (ctl->conns[i].evcon)
+			evhttp_connection_free(ctl->conns[i].evcon);
 		call_free(ctl->conns[i].call);
 	}
 	struct jd_call *lists[2] = { ctl->queue, ctl->done };
@@ -490,6 +695,9 @@ void jd_ctl_cleanup(struct jd_ctl *ctl)
 		event_free(ctl->done_ev);
 	if (ctl->base)
 		event_base_free(ctl->base);
+	if (ctl->ssl)
+		SSL_CTX_free(ctl->ssl);
+	free(ctl->unix_path);
 	free(ctl->url);
 	free(ctl->host);
 	free(ctl->authority);
@@ -528,6 +736,9 @@ static void report_xerr(struct jd_ctl *ctl, const struct jd_reply *r)
 	case JD_XERR_TOO_LARGE:
 		fprintf(stderr, "response from jobd at %s is larger than %ld MiB\n", ctl->url,
 			MAX_RESPONSE >> 20);
+		return;
+	case JD_XERR_TLS:
+		fprintf(stderr, "cannot talk to jobd at %s: %s\n", ctl->url, ctl->tls_err);
 		return;
 	case JD_XERR_NONE:
 	case JD_XERR_INTERNAL: break;

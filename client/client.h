@@ -3,7 +3,10 @@
  * pool of keep-alive connections, all driven by one event loop.
  *
  * Single-threaded. Requests run concurrently; each one's callback is called
- * from the loop, never from inside evhttp. Only http:// URLs for now.
+ * from the loop, never from inside evhttp. URLs: http://HOST[:PORT][/PREFIX],
+ * https://... (the server's certificate always verified, host name
+ * included, against --cacert or the system's CAs), and unix:/PATH (a Unix
+ * socket, through uhttp.c: evhttp 2.1 cannot connect to one).
  */
 #ifndef JD_CLIENT_CLIENT_H
 #define JD_CLIENT_CLIENT_H
@@ -15,6 +18,7 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <openssl/ssl.h>
 
 /* At most this many connections at once: enough to long-poll several jobs
  * side by side without running into a per-IP connection limit on jobd. */
@@ -31,6 +35,7 @@ enum jd_xerr {
 	JD_XERR_IO,
 	JD_XERR_TOO_LARGE,
 	JD_XERR_INTERNAL,
+	JD_XERR_TLS, /* the TLS handshake failed (jd_ctl.tls_err says why) */
 };
 
 /* What came back for one request. */
@@ -50,6 +55,7 @@ struct jd_call;
 struct jd_conn {
 	struct evhttp_connection *evcon;
 	struct jd_call *call; /* in flight on it, or NULL when idle */
+	int dead;             /* TLS: closed or failed; replaced before reuse */
 };
 
 struct jd_ctl {
@@ -75,6 +81,10 @@ struct jd_ctl {
 	char addr[NI_MAXHOST]; /* numeric address that evhttp connects to */
 	struct sockaddr_storage sa;
 	socklen_t salen;
+	char *unix_path; /* unix:/PATH: the socket (sa is its address) */
+	int unix_inflight;
+	SSL_CTX *ssl; /* https:// */
+	char tls_err[512];
 
 	struct jd_conn conns[JD_CTL_MAX_CONNS];
 	int nconns;
@@ -86,9 +96,16 @@ struct jd_ctl {
  * fields it takes. The reply is freed after it returns. */
 typedef void (*jd_call_done_fn)(struct jd_reply *r, void *arg);
 
-/* Set up a client for `url`. JD_EXIT_OK, or JD_EXIT_USAGE for a URL we
+/* Set up a client for `url`; `cacert` (may be NULL: the system's CAs) is
+ * the PEM file of CA certificates that an https:// server's certificate
+ * must chain to. JD_EXIT_OK, or JD_EXIT_USAGE for a URL or CA file we
  * cannot use (message printed). jd_ctl_cleanup() is needed either way. */
-int jd_ctl_init(struct jd_ctl *ctl, const char *url, int json);
+int jd_ctl_init(struct jd_ctl *ctl, const char *url, const char *cacert, int json);
+
+/* A new evhttp connection to jobd, TLS included when the URL is https://
+ * (NULL when it cannot be made). For a request outside jd_ctl_call(), once
+ * the address is resolved; not for unix: URLs, which evhttp cannot reach. */
+struct evhttp_connection *jd_ctl_new_evcon(struct jd_ctl *ctl);
 
 /* Drop connections and requests still in flight, without callbacks. */
 void jd_ctl_cleanup(struct jd_ctl *ctl);

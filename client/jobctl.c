@@ -47,6 +47,7 @@
 
 enum opt_id {
 	O_URL,
+	O_CACERT,
 	O_JSON,
 	O_HELP,
 	O_EXECUTOR,
@@ -88,7 +89,7 @@ struct opt {
 
 /* Everything the command line said. Strings point into argv. */
 struct args {
-	const char *url, *token;
+	const char *url, *token, *cacert;
 	const char *file; /* token new --file */
 	int json, help;
 	const char *executor, *params;
@@ -129,7 +130,12 @@ struct cmd {
 };
 
 static const struct opt global_opts[] = {
-	{ "url", "URL", O_URL, "jobd's address (default: $JOBD_URL, else " DEFAULT_URL ")" },
+	{ "url", "URL", O_URL,
+	  "jobd's address: http[s]://HOST:PORT or unix:/PATH (default: $JOBD_URL, else " DEFAULT_URL
+	  ")" },
+	{ "cacert", "FILE", O_CACERT,
+	  "CA certificate(s) (PEM) to verify an https:// jobd with (default: $JOBD_CACERT, else "
+	  "the system's)" },
 	{ "token", "T", O_TOKEN,
 	  "bearer token to send (default: $JOBD_TOKEN, else the file $JOBD_TOKEN_FILE)" },
 	{ "json", NULL, O_JSON, "print jobd's JSON answers, one document per line" },
@@ -375,6 +381,7 @@ static int set_opt(const struct cmd *c, struct args *a, const struct opt *o, con
 	case O_URL: a->url = v; break;
 	case O_TOKEN: a->token = v; break;
 	case O_FILE: a->file = v; break;
+	case O_CACERT: a->cacert = v; break;
 	case O_JSON: a->json = 1; break;
 	case O_HELP: a->help = 1; break;
 	case O_EXECUTOR: a->executor = v; break;
@@ -1377,7 +1384,9 @@ int main(int argc, char **argv)
 		goto out;
 
 	struct jd_ctl ctl;
-	rc = jd_ctl_init(&ctl, a.url, a.json);
+	if (!a.cacert)
+		a.cacert = getenv("JOBD_CACERT");
+	rc = jd_ctl_init(&ctl, a.url, a.cacert, a.json);
 	ctl.token = token;
 	if (rc == JD_EXIT_OK)
 		rc = c->run(&ctl, &a);

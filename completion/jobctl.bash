@@ -4,8 +4,9 @@
 # demand by bash-completion). Completes commands, each command's options,
 # the values of --executor and --state, task names (from `jobctl tasks
 # --json`) and job IDs (from `jobctl list --json`) when jobd is reachable
-# at the --url given on the line, else $JOBD_URL, else the default, with the
-# --token given on the line, else $JOBD_TOKEN or $JOBD_TOKEN_FILE.
+# at the --url given on the line (with its --cacert), else $JOBD_URL, else
+# the default, with the --token given on the line, else $JOBD_TOKEN or
+# $JOBD_TOKEN_FILE.
 
 # Ask jobd, quickly: print nothing when it cannot be reached.
 _jobctl_query()
@@ -13,6 +14,7 @@ _jobctl_query()
     local -a url=()
     [[ -n $_jobctl_url ]] && url=(--url "$_jobctl_url")
     [[ -n $_jobctl_token ]] && url+=(--token "$_jobctl_token")
+    [[ -n $_jobctl_cacert ]] && url+=(--cacert "$_jobctl_cacert")
     if type -P timeout >/dev/null; then
         timeout 2 "$_jobctl_bin" "${url[@]}" --json "$@" 2>/dev/null
     else
@@ -66,8 +68,8 @@ _jobctl()
 
     local commands="submit run status wait result output watch cancel list executors tasks health token"
     commands+=" help"
-    local global="--url --token --json --help --version"
-    local _jobctl_bin=${words[0]} _jobctl_url="" _jobctl_token="" cmd="" cmd_at=0 i dashdash=0
+    local global="--url --cacert --token --json --help --version"
+    local _jobctl_bin=${words[0]} _jobctl_url="" _jobctl_token="" _jobctl_cacert="" cmd="" cmd_at=0 i dashdash=0
 
     # Find the command, the --url given so far, and a `--` after `run`.
     for ((i = 1; i < cword; i++)); do
@@ -82,6 +84,11 @@ _jobctl()
             ((i++))
             ;;
         --token=*) _jobctl_token=${words[i]#--token=} ;;
+        --cacert)
+            _jobctl_cacert=${words[i + 1]}
+            ((i++))
+            ;;
+        --cacert=*) _jobctl_cacert=${words[i]#--cacert=} ;;
         --)
             [[ $cmd == run ]] && dashdash=$i && break
             ;;
@@ -95,6 +102,7 @@ _jobctl()
                 # argument that is not an option (or an option's value).
                 case ${words[i - 1]} in
                 --timeout | --env | --cwd | --stdin-file | --priority | --label | --url | --token) ;;
+                --timeout | --env | --cwd | --stdin-file | --priority | --label | --url | --cacert) ;;
                 *) dashdash=$((i - 1)) && break ;;
                 esac
             fi
@@ -114,8 +122,13 @@ _jobctl()
 
     # Values of options.
     case $prev in
+    --cacert)
+        COMPREPLY=($(compgen -f -- "$cur"))
+        compopt -o filenames 2>/dev/null
+        return
+        ;;
     --url)
-        COMPREPLY=($(compgen -W "http://127.0.0.1:7070" -- "$cur"))
+        COMPREPLY=($(compgen -W "http://127.0.0.1:7070 https:// unix:/run/jobd/api.sock" -- "$cur"))
         # bash replaces only what follows the last ':' of the word.
         if [[ $cur == *:* && $COMP_WORDBREAKS == *:* ]]; then
             local pre=${cur%"${cur##*:}"} k

@@ -948,6 +948,10 @@ static void h_wait(struct jd_api *api, struct jd_req *r, const char *unused)
 		mw_free(mw);
 		goto out;
 	}
+	if (jd_req_wait_begin(r) < 0) { /* answered: too many waiting */
+		mw_free(mw);
+		goto out;
+	}
 	for (int i = 0; i < n; i++) {
 		ws[i].mw = mw;
 		ws[i].job = jobs[i];
@@ -1043,6 +1047,8 @@ static void lp_on_abort(struct jd_req *r)
 static void long_poll(struct jd_api *api, struct jd_req *r, struct jd_job *job, enum jd_state until,
 		      double seconds, int stream, uint64_t offset)
 {
+	if (jd_req_wait_begin(r) < 0) /* answered: too many waiting */
+		return;
 	struct long_poll *lp = calloc(1, sizeof(*lp));
 	if (!lp) {
 		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL, "out of memory");
@@ -1127,6 +1133,12 @@ static void output_reply(struct jd_api *api, struct jd_req *r, struct jd_job *jo
 	snprintf(path, sizeof(path), "%s/output/%s.%s", api->cfg->state_dir, id,
 		 stream ? "stderr" : "stdout");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+		jd_req_problem(r, 503, "unavailable", "Service unavailable", NULL,
+			       "jobd is out of file descriptors; try again shortly");
+		jd_req_add_header(r, "Retry-After", "1");
+		return;
+	}
 	if (fd >= 0 && fstat(fd, &st) == 0)
 		size = (uint64_t)st.st_size;
 	int terminal = jd_state_terminal(job->state);

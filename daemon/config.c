@@ -17,6 +17,7 @@
 #include <ini.h>
 
 #include "daemon/config.h"
+#include "daemon/tls.h"
 
 #define KEY(sec, nm, ty, def, mn, mx, rel, hlp)                                     \
 	{                                                                           \
@@ -25,7 +26,21 @@
 
 const struct jd_config_key jd_config_keys[] = {
 	KEY("server", listen, JD_CFG_STRING, "127.0.0.1:7070", 0, 0, 0,
-	    "Address to listen on: HOST:PORT (IPv6 as [::1]:PORT). Port 0 picks a free port."),
+	    "Address to listen on: HOST:PORT (IPv6 as [::1]:PORT; port 0 picks a free port), or "
+	    "unix:/PATH for a Unix socket."),
+	KEY("server", listen_mode, JD_CFG_STRING, "0660", 0, 0, 0,
+	    "File mode (octal) of a unix: listening socket: who may connect to it."),
+	KEY("server", listen_group, JD_CFG_STRING, "", 0, 0, 0,
+	    "Group (name or number) of a unix: listening socket, so that its members may "
+	    "connect; empty to keep jobd's own group."),
+	KEY("server", tls_cert, JD_CFG_STRING, "", 0, 0, 1,
+	    "PEM certificate (chain) to serve HTTPS with; together with tls_key, or neither for "
+	    "plain HTTP. Read again on SIGHUP; a bad one then keeps the old."),
+	KEY("server", tls_key, JD_CFG_STRING, "", 0, 0, 1,
+	    "PEM private key of tls_cert. Read again on SIGHUP."),
+	KEY("server", tls_priorities, JD_CFG_STRING, JD_TLS_DEFAULT_PRIORITIES, 0, 0, 0,
+	    "GnuTLS priority string: the TLS versions and ciphers offered (the default allows "
+	    "TLS 1.2 and 1.3 only)."),
 	KEY("server", state_dir, JD_CFG_STRING, "/var/lib/jobd", 0, 0, 0,
 	    "Directory for jobd's state: the job database (jobd.db), job output, OpenCL caches."),
 	KEY("server", log_level, JD_CFG_LOGLEVEL, "info", 0, 0, 1,
@@ -39,6 +54,15 @@ const struct jd_config_key jd_config_keys[] = {
 	    "Most connections from one IP address; 0 for no limit."),
 	KEY("server", connection_timeout, JD_CFG_SECONDS, "60", 1, 86400, 0,
 	    "Seconds a connection may stay idle before it is closed."),
+	KEY("server", request_timeout, JD_CFG_SECONDS, "30", 1, 86400, 1,
+	    "Seconds a client has to send a whole request (headers and body) after it connects "
+	    "(or, on a kept-alive connection, after connection_timeout of idling); slower "
+	    "clients are cut off."),
+	KEY("server", max_header, JD_CFG_BYTES, "32K", 4096, 1048576, 0,
+	    "Largest request line and headers; larger ones get 431 (414 for the line)."),
+	KEY("server", max_waiting_requests, JD_CFG_INT, "512", 1, 1000000, 1,
+	    "Most requests waiting at once for jobs to change (?wait=, POST /v1/wait); beyond "
+	    "it 503 with Retry-After."),
 	KEY("server", max_wait, JD_CFG_SECONDS, "300", 0, 86400, 1,
 	    "Longest ?wait= a client may ask for; longer waits are cut to this."),
 	KEY("store", durability, JD_CFG_STRING, "full", 0, 0, 0,
@@ -472,6 +496,26 @@ int jd_config_finish(struct jd_config *cfg, struct jd_config_errors *errs)
 	     strcmp(cfg->durability, "memory") != 0)) {
 		jd_config_errors_add(errs, "durability: must be full, normal or memory, not \"%s\"",
 				     cfg->durability ? cfg->durability : "");
+		bad = 1;
+	}
+	int tls = cfg->tls_cert && *cfg->tls_cert, tls_key = cfg->tls_key && *cfg->tls_key;
+	if (tls != tls_key) {
+		jd_config_errors_add(errs, "%s: set both tls_cert and tls_key, or neither",
+				     tls ? "tls_key" : "tls_cert");
+		bad = 1;
+	}
+	if (tls && cfg->listen && strncmp(cfg->listen, "unix:", 5) == 0) {
+		jd_config_errors_add(errs, "tls_cert: TLS is for TCP listeners; a unix: socket is "
+					   "reached through the file system, not the network");
+		bad = 1;
+	}
+	char *end;
+	long mode = strtol(cfg->listen_mode ? cfg->listen_mode : "", &end, 8);
+	if (!cfg->listen_mode || !*cfg->listen_mode || *end || mode < 0 || mode > 0777) {
+		jd_config_errors_add(errs,
+				     "listen_mode: must be an octal file mode such as 0660, "
+				     "not \"%s\"",
+				     cfg->listen_mode ? cfg->listen_mode : "");
 		bad = 1;
 	}
 	if (!cfg->state_dir || !*cfg->state_dir) {

@@ -26,6 +26,14 @@ struct jd_config {
 	int64_t max_connections_per_ip;
 	double connection_timeout;
 	double max_wait;
+	char *listen_mode;
+	char *listen_group;
+	char *tls_cert;
+	char *tls_key;
+	char *tls_priorities;
+	double request_timeout;
+	int64_t max_header;
+	int64_t max_waiting_requests;
 	/* [store] */
 	char *durability;
 	double retention;

@@ -9,7 +9,13 @@
  *
  * Bodies are collected into one buffer, bounded by max_body: a declared
  * Content-Length above it is refused with 413 before anything is read, and
- * a chunked body is refused as soon as it crosses the limit.
+ * a chunked body is refused as soon as it crosses the limit (the rest is
+ * not read: the connection is cut after the answer).
+ *
+ * Connections are accepted by admit.c, which hands them to MHD (and keeps
+ * the limits on them and the deadline for reading a request); requests
+ * that wait for jobs to change are counted against max_waiting_requests.
+ * With tls_cert set, MHD speaks TLS with the certificate tls.c holds.
  *
  * Streamed replies (jd_req_reply_stream) are MHD callback responses of no
  * set length (chunked). When their reader has nothing to send, the
@@ -33,9 +39,11 @@
 #include <event2/event.h>
 #include <microhttpd.h>
 
+#include "daemon/admit.h"
 #include "daemon/http.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
+#include "daemon/tls.h"
 
 /* A streamed reply: the handler's reader and what MHD knows of it. */
 struct jd_stream {
@@ -52,7 +60,7 @@ struct jd_http {
 	struct event_base *base;
 	const struct jd_config *cfg;
 	struct MHD_Daemon *d;
-	int listen_fd;
+	struct jd_admit *admit;
 	struct event *io_ev, *timer_ev;
 	int resumed; /* a connection was resumed: MHD_run must come */
 	jd_http_handler_fn handler;
@@ -63,6 +71,8 @@ struct jd_http {
 	/* Open streams, so shutdown can end them. */
 	struct jd_stream **streams;
 	size_t nstreams, capstreams;
+	size_t nwaiting; /* requests between jd_req_wait_begin() and their reply */
+	int unix_listener;
 };
 
 /* ---- MHD in the loop ---- */
@@ -102,13 +112,39 @@ static void on_mhd(evutil_socket_t fd, short what, void *arg)
 	reschedule(h);
 }
 
-/* A connection was resumed: run MHD on the next loop pass rather than
- * waiting for its timeout (without MHD_USE_ITC, MHD is not woken by a
- * resume on its own). */
+/* MHD's messages, through jd_log. MHD cannot tell that a connection handed
+ * to it (MHD_add_connection) is a Unix socket, tries TCP options on it and
+ * complains, once per connection, that they failed: not news on a Unix
+ * listener (there is no Nagle delay to switch off), so not logged. */
+static __attribute__((format(printf, 2, 0))) void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct jd_http *h = cls;
+	if (h->unix_listener) {
+		char msg[256];
+		va_list aq;
+		va_copy(aq, ap);
+		vsnprintf(msg, sizeof(msg), fmt, aq);
+		va_end(aq);
+		if (strstr(msg, "TCP_NODELAY") || strstr(msg, "TCP_CORK") ||
+		    strstr(msg, "push the data"))
+			return;
+	}
+	jd_log_mhd(NULL, fmt, ap);
+}
+
+/* A connection was resumed, handed to MHD or cut off: run MHD on the next
+ * loop pass rather than waiting for its timeout (without MHD_USE_ITC, MHD is
+ * not woken by a resume on its own). */
 static void run_soon(struct jd_http *h)
 {
 	h->resumed = 1;
 	event_active(h->timer_ev, EV_TIMEOUT, 0);
+}
+
+/* admit.c's hook: a connection was handed to MHD, or cut off. */
+static void kick(void *arg)
+{
+	run_soon(arg);
 }
 
 /* ---- suspended requests ---- */
@@ -195,6 +231,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			jd_req_problem(r, 413, "body-too-large", "Request body too large", NULL,
 				       "the body is %s bytes; the limit (max_body) is %lld", cl,
 				       (long long)h->cfg->max_body);
+			jd_admit_request_read(conn);
 			return queue_reply(r);
 		}
 		return MHD_YES;
@@ -207,27 +244,34 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		if (r->too_large)
 			return MHD_YES;
 		if (r->body_len + n > (size_t)h->cfg->max_body) {
+			/* A chunked body past the limit. MHD sends nothing
+			 * before it has read the whole body, so the 413 goes
+			 * straight to the socket and the connection is closed. */
 			r->too_large = 1;
-			free(r->body);
-			r->body = NULL;
-			r->body_len = 0;
-			return MHD_YES;
-		}
-		char *nb = realloc(r->body, r->body_len + n + 1);
-		if (!nb)
+			jd_admit_cut_off(conn, 413, "Content Too Large", "body-too-large",
+					 "Request body too large",
+					 "the body is larger than the limit (max_body)");
 			return MHD_NO;
-		memcpy(nb + r->body_len, upload_data, n);
-		r->body = nb;
+		}
+		if (r->body_len + n + 1 > r->body_cap) {
+			/* Doubling: MHD hands the body over in pieces of its
+			 * buffer's size, and growing by each piece would copy
+			 * a 16 MB body thousands of times. */
+			size_t cap = r->body_cap ? r->body_cap : 4096;
+			while (cap < r->body_len + n + 1)
+				cap *= 2;
+			char *nb = realloc(r->body, cap);
+			if (!nb)
+				return MHD_NO;
+			r->body = nb;
+			r->body_cap = cap;
+		}
+		memcpy(r->body + r->body_len, upload_data, n);
 		r->body_len += n;
 		r->body[r->body_len] = '\0';
 		return MHD_YES;
 	}
-	if (r->too_large) {
-		jd_req_problem(r, 413, "body-too-large", "Request body too large", NULL,
-			       "the body is larger than the limit (max_body) of %lld bytes",
-			       (long long)h->cfg->max_body);
-		return queue_reply(r);
-	}
+	jd_admit_request_read(conn);
 	h->handler(r, h->arg);
 	if (r->replied)
 		return r->resp ? queue_reply(r) : MHD_NO;
@@ -245,8 +289,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct jd_http *h = cls;
 	struct jd_req *r = *con_cls;
-	(void)conn;
 	(void)toe;
+	jd_admit_request_done(conn);
 	if (!r)
 		return;
 	*con_cls = NULL;
@@ -254,6 +298,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		jd_metrics_http(r->route, r->status);
 	if (r->suspended)
 		susp_remove(h, r);
+	if (r->waiting)
+		h->nwaiting--;
 	if (!r->replied && r->on_abort)
 		r->on_abort(r);
 	if (r->stream) {
@@ -311,6 +357,10 @@ static void set_reply(struct jd_req *r, unsigned status, struct MHD_Response *re
 	r->resp = resp;
 	r->replied = 1;
 	r->status = status;
+	if (r->waiting) {
+		r->waiting = 0;
+		r->http->nwaiting--;
+	}
 	if (r->resp) /* else on_access finds none and MHD closes the connection */
 		MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	if (r->suspended) {
@@ -401,6 +451,22 @@ void jd_req_stream_wake(struct jd_req *r)
 	st->parked = 0;
 	MHD_resume_connection(r->conn);
 	run_soon(r->http);
+}
+
+int jd_req_wait_begin(struct jd_req *r)
+{
+	struct jd_http *h = r->http;
+	if (h->nwaiting >= (size_t)h->cfg->max_waiting_requests) {
+		jd_req_problem(r, 503, "too-many-waiting", "Too many waiting requests", NULL,
+			       "%zu requests are already waiting (max_waiting_requests); try again "
+			       "shortly",
+			       h->nwaiting);
+		jd_req_add_header(r, "Retry-After", "1");
+		return -EBUSY;
+	}
+	r->waiting = 1;
+	h->nwaiting++;
+	return 0;
 }
 
 void jd_req_add_header(struct jd_req *r, const char *name, const char *value)
@@ -536,40 +602,53 @@ struct jd_http *jd_http_new(struct event_base *base, const struct jd_config *cfg
 	}
 	h->base = base;
 	h->cfg = cfg;
-	h->listen_fd = fd;
 	h->handler = handler;
 	h->arg = arg;
-
+	int tls = cfg->tls_cert && *cfg->tls_cert;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	unsigned flags =
-	    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+	h->unix_listener =
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX;
+	h->admit = jd_admit_new(base, cfg, fd, tls, kick, h);
+	h->timer_ev = evtimer_new(base, on_mhd, h);
+	if (!h->admit || !h->timer_ev) {
+		jd_http_free(h);
+		return NULL;
+	}
 
+	/* jobd accepts connections itself (admit.c) and hands them over:
+	 * MHD has no listening socket of its own. */
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+			 MHD_USE_TURBO | MHD_USE_NO_LISTEN_SOCKET | (tls ? MHD_USE_TLS : 0);
 	struct MHD_OptionItem opts[] = {
 		/* The logger first, so MHD never prints on its own. */
-		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)jd_log_mhd, NULL },
-		{ MHD_OPTION_LISTEN_SOCKET, fd, NULL },
+		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h },
 		{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout, NULL },
+		/* The pool a request's line and headers must fit in: a larger
+		 * header block gets 431 (a longer line 414). */
+		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->max_header, NULL },
 		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h },
+		{ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)jd_admit_on_connection, h->admit },
 		{ cfg->max_connections_per_ip ? MHD_OPTION_PER_IP_CONNECTION_LIMIT : MHD_OPTION_END,
 		  (intptr_t)cfg->max_connections_per_ip, NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};
+	struct MHD_OptionItem tls_opts[] = {
+		{ MHD_OPTION_HTTPS_CERT_CALLBACK, 0, jd_tls_cert_callback() },
+		{ MHD_OPTION_HTTPS_PRIORITIES, 0, cfg->tls_priorities },
+		{ MHD_OPTION_END, 0, NULL },
+	};
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, h, MHD_OPTION_ARRAY, opts,
-				MHD_OPTION_END);
+				MHD_OPTION_ARRAY, tls ? tls_opts : tls_opts + 2, MHD_OPTION_END);
 	if (!h->d) {
-		jd_err("http: cannot start libmicrohttpd");
-		close(fd);
-		free(h);
+		jd_err("http: cannot start libmicrohttpd%s", tls ? " with TLS" : "");
+		jd_http_free(h);
 		return NULL;
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
 	h->io_ev = event_new(base, info->epoll_fd, EV_READ | EV_PERSIST, on_mhd, h);
-	h->timer_ev = evtimer_new(base, on_mhd, h);
-	if (!h->io_ev || !h->timer_ev || event_add(h->io_ev, NULL) < 0) {
+	if (!h->io_ev || event_add(h->io_ev, NULL) < 0 || jd_admit_start(h->admit, h->d) < 0) {
 		jd_http_free(h);
 		return NULL;
 	}
@@ -580,16 +659,12 @@ struct jd_http *jd_http_new(struct event_base *base, const struct jd_config *cfg
 void jd_http_set_config(struct jd_http *h, const struct jd_config *cfg)
 {
 	h->cfg = cfg;
+	jd_admit_set_config(h->admit, cfg);
 }
 
 void jd_http_quiesce(struct jd_http *h)
 {
-	if (h->listen_fd < 0)
-		return;
-	MHD_socket fd = MHD_quiesce_daemon(h->d);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
-	h->listen_fd = -1;
+	jd_admit_stop_listening(h->admit);
 }
 
 void jd_http_free(struct jd_http *h)
@@ -620,8 +695,7 @@ void jd_http_free(struct jd_http *h)
 		MHD_run(h->d);
 		MHD_stop_daemon(h->d);
 	}
-	if (h->listen_fd >= 0)
-		close(h->listen_fd);
+	jd_admit_free(h->admit); /* after MHD: it is told of every close */
 	if (h->io_ev)
 		event_free(h->io_ev);
 	if (h->timer_ev)

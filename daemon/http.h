@@ -45,7 +45,8 @@ struct jd_req {
 	 * runs; valid as long as the request. */
 	const struct jd_principal *who;
 	/* private to http.c */
-	int too_large, suspended, replied, closed;
+	int too_large, suspended, replied, closed, waiting;
+	size_t body_cap;
 	unsigned status;
 	struct MHD_Response *resp;
 	struct jd_stream *stream; /* a streamed reply, or NULL */
@@ -69,12 +70,40 @@ int jd_http_listen(const char *addr, char *bound, size_t boundlen, char *err, si
 /* "http://HOST:PORT" of a listening socket. */
 void jd_http_describe(int fd, char *bound, size_t boundlen);
 
+/* The listening socket of `cfg` (listen.c): jd_http_listen() for
+ * HOST:PORT, or for "unix:/PATH" a Unix socket with listen_mode and
+ * listen_group (a stale socket file at PATH is replaced, a live one or any
+ * other file is an error). Returns the fd or a negative errno with a
+ * message in err; `bound` gets what clients connect to
+ * ("http://HOST:PORT", "https://HOST:PORT" with TLS, "unix:/PATH"). */
+int jd_listen_open(const struct jd_config *cfg, char *bound, size_t boundlen, char *err,
+		   size_t errlen);
+/* What clients connect to on listening socket `fd` (one passed by socket
+ * activation, say): as for jd_listen_open(). */
+void jd_listen_describe(int fd, int tls, char *bound, size_t boundlen);
+/* Remove the Unix socket jd_listen_open() made, if it is still there. */
+void jd_listen_cleanup(void);
+/* Whether a `listen` address is "unix:/PATH". */
+int jd_listen_is_unix(const char *addr);
+/* Whether a `listen` address is reachable only from this machine: a Unix
+ * socket, "localhost", 127.0.0.0/8 or ::1. */
+int jd_listen_is_local(const char *addr);
+/* listen_mode ("0660") and listen_group (name or number). 0 or -errno. */
+int jd_listen_mode_parse(const char *s, unsigned *mode);
+int jd_listen_group_parse(const char *s, gid_t *gid);
+
 /* Request accessors. */
 const char *jd_req_query(struct jd_req *r, const char *name);
 const char *jd_req_header(struct jd_req *r, const char *name);
 /* Call fn for every query argument named `name` (repeatable ones). */
 void jd_req_query_each(struct jd_req *r, const char *name, void (*fn)(void *arg, const char *value),
 		       void *arg);
+
+/* A handler about to wait for a job to change (a long-poll) calls this
+ * first: 0 when the request may wait, or -EBUSY after answering it 503 with
+ * Retry-After because max_waiting_requests are waiting already. The slot
+ * is given back with the reply. */
+int jd_req_wait_begin(struct jd_req *r);
 
 /* Replies: each takes ownership of what it is given. Exactly one per
  * request. Safe to call from any loop callback, also after a suspension. */

@@ -39,6 +39,7 @@
 #include "daemon/store_sqlite.h"
 #include "daemon/store.h"
 #include "daemon/timeutil.h"
+#include "daemon/tls.h"
 #include "version.h"
 #include "opencl/executor.h"
 #include "workers/child.h"
@@ -215,6 +216,61 @@ static int hash_token(void)
 	return 1;
 }
 
+/* What the transport settings need beyond the config table's own checks,
+ * at start and for --check-config: the listening socket's group exists,
+ * the TLS priorities parse, the certificate and key load (they are loaded
+ * here for real: the first handshakes use them). 0, or -EINVAL with the
+ * problem logged. */
+static int check_transport(const struct jd_config *cfg)
+{
+	char err[512];
+	gid_t gid;
+	if (jd_listen_is_unix(cfg->listen) && cfg->listen_group && *cfg->listen_group &&
+	    jd_listen_group_parse(cfg->listen_group, &gid) < 0) {
+		jd_log_always(JD_LOG_ERROR, "listen_group: there is no group \"%s\"",
+			      cfg->listen_group);
+		return -EINVAL;
+	}
+	if (!cfg->tls_cert || !*cfg->tls_cert)
+		return 0;
+	if (jd_tls_check_priorities(cfg->tls_priorities, err, sizeof(err)) < 0 ||
+	    jd_tls_load(cfg->tls_cert, cfg->tls_key, err, sizeof(err)) < 0) {
+		jd_log_always(JD_LOG_ERROR, "%s", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* SIGHUP: read the certificate and key again (the files may have been
+ * replaced, or the keys point elsewhere now). A bad pair keeps the one
+ * being served. TLS itself cannot be switched on or off without a
+ * restart. */
+static void reload_tls(struct daemon_state *ds, struct jd_config *ncfg)
+{
+	int had = ds->cfg.tls_cert && *ds->cfg.tls_cert, has = ncfg->tls_cert && *ncfg->tls_cert;
+	char err[512], desc[640];
+	if (had != has) {
+		jd_warn("tls: switching TLS %s needs a restart; keeping it %s", has ? "on" : "off",
+			had ? "on" : "off");
+		return;
+	}
+	if (!had)
+		return;
+	if (jd_tls_load(ncfg->tls_cert, ncfg->tls_key, err, sizeof(err)) < 0) {
+		jd_err("%s; still serving the previous certificate", err);
+		return;
+	}
+	/* Take the paths over (strings are not copied by the reload loop). */
+	char *t = ds->cfg.tls_cert;
+	ds->cfg.tls_cert = ncfg->tls_cert;
+	ncfg->tls_cert = t;
+	t = ds->cfg.tls_key;
+	ds->cfg.tls_key = ncfg->tls_key;
+	ncfg->tls_key = t;
+	jd_tls_describe(desc, sizeof(desc));
+	jd_notice("tls: now serving %s", desc);
+}
+
 static int restore_one(void *arg, struct jd_job *job)
 {
 	return jd_sched_restore(arg, job);
@@ -356,6 +412,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		memcpy((char *)&ds->cfg + k->offset, (char *)&ncfg + k->offset, sz);
 	}
 	jd_log_set_level(ds->cfg.log_level);
+	reload_tls(ds, &ncfg);
 	/* Pool sizes: grown at once, shrunk as the extra workers go idle. */
 	const struct {
 		unsigned kind;
@@ -488,10 +545,11 @@ int main(int argc, char **argv)
 		ds.config_path = DEFAULT_CONFIG;
 	if (!(ds.auth = jd_auth_new(&ds.cfg)))
 		abort(); /* small internal allocation */
-	if (load_config(&ds, &ds.cfg) < 0 || load_tokens(&ds, &ds.cfg) < 0 ||
-	    (check && check_remote(&ds, -1) < 0)) {
+	if (load_config(&ds, &ds.cfg) < 0 || check_transport(&ds.cfg) < 0 ||
+	    load_tokens(&ds, &ds.cfg) < 0 || (check && check_remote(&ds, -1) < 0)) {
 		jd_auth_free(ds.auth);
 		jd_tenants_cleanup();
+		jd_tls_cleanup();
 		jd_config_cleanup(&ds.cfg);
 		free(ds.flags);
 		return JD_EXIT_CONFIG;
@@ -501,6 +559,7 @@ int main(int argc, char **argv)
 		       ds.config_path ? ds.config_path : "");
 		jd_auth_free(ds.auth);
 		jd_tenants_cleanup();
+		jd_tls_cleanup();
 		jd_config_cleanup(&ds.cfg);
 		free(ds.flags);
 		return 0;
@@ -514,7 +573,8 @@ int main(int argc, char **argv)
 		jd_err("cannot create state directory %s: %s", ds.cfg.state_dir, strerror(-r));
 		goto out;
 	}
-	char bound[128], err[256];
+	char bound[256], err[512];
+	int tls = ds.cfg.tls_cert && *ds.cfg.tls_cert;
 	/* A socket passed by the service manager (jobd.socket) wins over
 	 * `listen`. */
 	int fd = jd_listen_fd();
@@ -522,7 +582,7 @@ int main(int argc, char **argv)
 		ds.socket_activated = 1;
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 		evutil_make_socket_nonblocking(fd);
-		jd_http_describe(fd, bound, sizeof(bound));
+		jd_listen_describe(fd, tls, bound, sizeof(bound));
 	}
 	if (check_remote(&ds, fd) < 0) {
 		if (fd >= 0)
@@ -531,7 +591,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (fd < 0)
-		fd = jd_http_listen(ds.cfg.listen, bound, sizeof(bound), err, sizeof(err));
+		fd = jd_listen_open(&ds.cfg, bound, sizeof(bound), err, sizeof(err));
 	if (fd < 0) {
 		jd_err("%s", err);
 		goto out;
@@ -635,6 +695,11 @@ int main(int argc, char **argv)
 	evsignal_add(sigint, NULL);
 	evsignal_add(sighup, NULL);
 
+	if (tls) {
+		char desc[640];
+		jd_tls_describe(desc, sizeof(desc));
+		jd_notice("tls: serving %s", desc);
+	}
 	jd_log_always(JD_LOG_NOTICE, "jobd %s listening on %s (state in %s, %lld threads)",
 		      JOBD_VERSION, bound, ds.cfg.state_dir, (long long)ds.cfg.threads);
 	ds.api.ready = 1;
@@ -672,7 +737,9 @@ out:
 	if (store)
 		store->ops->free(store);
 	jd_http_free(ds.http); /* closes the event streams */
-	jd_idem_free(idem);    /* after its waiters (requests) are gone */
+	jd_tls_cleanup();      /* after the connections that may use it */
+	jd_listen_cleanup();
+	jd_idem_free(idem); /* after its waiters (requests) are gone */
 	jd_events_free(ds.events);
 	jd_sched_free(ds.sched);
 	jd_auth_free(ds.auth);

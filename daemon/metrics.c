@@ -128,6 +128,19 @@ static void write_histogram(struct jd_buf *b, const char *name, const char *labe
 		      (unsigned long long)h->n);
 }
 
+static int64_t connections;
+static uint64_t refused[JD_REFUSED_N];
+
+void jd_metrics_connections(int delta)
+{
+	connections += delta;
+}
+
+void jd_metrics_connection_refused(enum jd_conn_refusal why)
+{
+	refused[why]++;
+}
+
 static void header(struct jd_buf *b, const char *name, const char *type, const char *help)
 {
 	jd_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -205,4 +218,15 @@ void jd_metrics_write(struct jd_sched *s, int ready, struct jd_buf *b)
 	for (size_t i = 0; i < nhttp; i++)
 		jd_buf_printf(b, "jobd_http_requests_total{route=\"%s\",status=\"%u\"} %llu\n",
 			      http[i].route, http[i].status, (unsigned long long)http[i].n);
+	header(b, "jobd_http_connections", "gauge", "Client connections open.");
+	jd_buf_printf(b, "jobd_http_connections %lld\n", (long long)connections);
+	header(b, "jobd_http_connections_refused_total", "counter",
+	       "Connections refused (max_connections, max_connections_per_ip, out of file "
+	       "descriptors) or cut off (request_timeout).");
+	static const char *const reasons[JD_REFUSED_N] = { "max_connections",
+							   "max_connections_per_ip", "out_of_fds",
+							   "request_timeout" };
+	for (int i = 0; i < JD_REFUSED_N; i++)
+		jd_buf_printf(b, "jobd_http_connections_refused_total{reason=\"%s\"} %llu\n",
+			      reasons[i], (unsigned long long)refused[i]);
 }

@@ -3,14 +3,19 @@
 Standard library only. Each Daemon runs the binary named by $JOBD_BIN on an
 ephemeral port (--listen 127.0.0.1:0) with a fresh state directory, and
 learns the port from the line jobd logs when it is listening: a wait on an
-event, not a sleep.
+event, not a sleep. A test may give another --listen (unix:/PATH) or TLS
+flags; the logged address then says unix:/PATH or https://HOST:PORT, and
+request() talks to it over the Unix socket, or over TLS with the Daemon's
+ssl_context.
 """
 import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -22,13 +27,35 @@ JOBCTL = os.environ.get("JOBCTL_BIN", "jobctl")
 SOURCE_DIR = os.environ.get("JOBD_SOURCE_DIR",
                             os.path.join(os.path.dirname(__file__), "..", ".."))
 TERMINAL = {"succeeded", "failed", "timed_out", "cancelled"}
-LISTENING = re.compile(r"listening on (http://\S+)")
+LISTENING = re.compile(r"listening on ((?:https?://|unix:)\S+)")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a Unix socket."""
+
+    def __init__(self, path, timeout=60):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        try:
+            s.connect(self.unix_path)
+        except OSError:
+            s.close()
+            raise
+        self.sock = s
 
 
 class Daemon:
-    """A running jobd. Use as a context manager, or call stop()."""
+    """A running jobd. Use as a context manager, or call stop().
 
-    def __init__(self, *args, config=None, env=None, start_timeout=30):
+    nofile: a limit on open files (RLIMIT_NOFILE) for jobd. ssl_context:
+    what request() verifies an https:// jobd with."""
+
+    def __init__(self, *args, config=None, env=None, start_timeout=30, nofile=None,
+                 ssl_context=None):
         self.tmp = tempfile.mkdtemp(prefix="jobd-test-")
         self.state_dir = os.path.join(self.tmp, "state")
         conf = os.path.join(self.tmp, "jobd.conf")
@@ -39,9 +66,16 @@ class Daemon:
                "--state-dir", self.state_dir, *args]
         full_env = dict(os.environ)
         full_env.update(env or {})
+        self.ssl_context = ssl_context
+        preexec = None
+        if nofile:
+            def preexec():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=full_env)
+                                     stderr=subprocess.PIPE, env=full_env,
+                                     preexec_fn=preexec)
         self.lines = []
+        self._lines_cond = threading.Condition()
         self._url_ready = threading.Event()
         self.url = None
         self._reader = threading.Thread(target=self._read_log, daemon=True)
@@ -49,8 +83,12 @@ class Daemon:
         if not self._url_ready.wait(start_timeout) or not self.url:
             self.stop(kill=True)
             raise RuntimeError("jobd did not start:\n" + self.log())
-        m = re.match(r"http://([^:/]+|\[[^\]]+\]):(\d+)", self.url)
-        self.host, self.port = m.group(1), int(m.group(2))
+        self.unix_path = self.host = self.port = None
+        if self.url.startswith("unix:"):
+            self.unix_path = self.url[5:]
+        else:
+            m = re.match(r"https?://([^:/]+|\[[^\]]+\]):(\d+)", self.url)
+            self.host, self.port = m.group(1), int(m.group(2))
 
     def _read_log(self):
         with open(self.log_path, "w") as log:
@@ -58,19 +96,51 @@ class Daemon:
                 line = raw.decode("utf-8", "replace")
                 log.write(line)
                 log.flush()
-                self.lines.append(line)
+                with self._lines_cond:
+                    self.lines.append(line)
+                    self._lines_cond.notify_all()
                 m = LISTENING.search(line)
                 if m and not self.url:
                     self.url = m.group(1)
                     self._url_ready.set()
         self._url_ready.set()
+        with self._lines_cond:
+            self._lines_cond.notify_all()
 
     def log(self):
         return "".join(self.lines)
 
+    def connection(self, timeout=60):
+        """A new http.client connection to jobd, whatever it listens on."""
+        if self.unix_path:
+            return UnixHTTPConnection(self.unix_path, timeout=timeout)
+        if self.url.startswith("https:"):
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=self.ssl_context)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def wait_log(self, pattern, timeout=30, start=0):
+        """Wait until a log line from index `start` on matches `pattern`;
+        returns the match (fails the test on timeout)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = start
+        with self._lines_cond:
+            while True:
+                for line in self.lines[seen:]:
+                    m = rx.search(line)
+                    if m:
+                        return m
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._reader.is_alive():
+                    break
+                self._lines_cond.wait(left)
+        raise AssertionError(f"no log line matching {pattern!r}:\n{self.log()[-3000:]}")
+
     def request(self, method, path, body=None, headers=None, timeout=60, raw=None):
         """One request on a new connection. Returns (status, headers, parsed body)."""
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn = self.connection(timeout=timeout)
         try:
             hdrs = dict(headers or {})
             data = raw
