@@ -85,9 +85,6 @@ void jd_listen_describe(int fd, int tls, char *bound, size_t boundlen);
 void jd_listen_cleanup(void);
 /* Whether a `listen` address is "unix:/PATH". */
 int jd_listen_is_unix(const char *addr);
-/* Whether a `listen` address is reachable only from this machine: a Unix
- * socket, "localhost", 127.0.0.0/8 or ::1. */
-int jd_listen_is_local(const char *addr);
 /* listen_mode ("0660") and listen_group (name or number). 0 or -errno. */
 int jd_listen_mode_parse(const char *s, unsigned *mode);
 int jd_listen_group_parse(const char *s, gid_t *gid);

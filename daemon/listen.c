@@ -36,41 +36,6 @@ int jd_listen_is_unix(const char *addr)
 	return strncmp(addr, "unix:", 5) == 0;
 }
 
-int jd_listen_is_local(const char *addr)
-{
-	if (jd_listen_is_unix(addr))
-		return 1;
-	char host[256];
-	const char *end;
-	if (addr[0] == '[') {
-		end = strchr(addr, ']');
-		if (!end)
-			return 0;
-		addr++;
-	} else {
-		end = strrchr(addr, ':');
-		if (!end)
-			return 0;
-	}
-	if ((size_t)(end - addr) >= sizeof(host))
-		return 0;
-	memcpy(host, addr, (size_t)(end - addr));
-	host[end - addr] = '\0';
-	if (strcmp(host, "localhost") == 0)
-		return 1;
-	struct in_addr a4;
-	struct in6_addr a6;
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, host, &a6) == 1) {
-		if (IN6_IS_ADDR_LOOPBACK(&a6))
-			return 1;
-		if (IN6_IS_ADDR_V4MAPPED(&a6))
-			return a6.s6_addr[12] == 127;
-	}
-	return 0;
-}
-
 int jd_listen_mode_parse(const char *s, unsigned *mode)
 {
 	char *end;
