@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/api_parse.h"
 #include "daemon/auth.h"
 #include "daemon/events.h"
 #include "daemon/idem.h"
@@ -127,24 +128,45 @@ static const char *method_name(unsigned m)
 	}
 }
 
+/* The route for `path` and method `m`, its {id} segment copied into id;
+ * NULL when none, with *allowed the methods the path does take (0: no such
+ * path). */
+static const struct route *find_route(const char *path, unsigned m, char *id, size_t idlen,
+				      unsigned *allowed)
+{
+	*allowed = 0;
+	for (const struct route *rt = routes; rt->pattern; rt++) {
+		if (!match(rt->pattern, path, id, idlen))
+			continue;
+		if (rt->method == m)
+			return rt;
+		*allowed |= rt->method;
+	}
+	return NULL;
+}
+
+const char *jd__api_route(const char *path, unsigned method, char *id, size_t idlen,
+			  unsigned *allowed)
+{
+	const struct route *rt =
+	    find_route(path, method == JD_HEAD ? JD_GET : method, id, idlen, allowed);
+	return rt ? rt->pattern : NULL;
+}
+
 void jd_api_handle(struct jd_req *r, void *arg)
 {
 	struct jd_api *api = arg;
 	char id[JD_ID_STRLEN + 1];
 	unsigned allowed = 0;
 	enum jd_method m = r->method == JD_HEAD ? JD_GET : r->method;
+	const struct route *rt = find_route(r->url, (unsigned)m, id, sizeof(id), &allowed);
 
-	for (const struct route *rt = routes; rt->pattern; rt++) {
-		if (!match(rt->pattern, r->url, id, sizeof(id)))
-			continue;
-		if (rt->method == (unsigned)m) {
-			r->route = rt->pattern;
-			if (jd_auth_check(api->auth, r, rt->access) < 0)
-				return; /* 401 or 403 */
-			rt->fn(api, r, id);
-			return;
-		}
-		allowed |= rt->method;
+	if (rt) {
+		r->route = rt->pattern;
+		if (jd_auth_check(api->auth, r, rt->access) < 0)
+			return; /* 401 or 403 */
+		rt->fn(api, r, id);
+		return;
 	}
 	/* Without a valid token, a client learns nothing of the routes. */
 	if (jd_auth_check(api->auth, r, JD_ACCESS_READ) < 0)
@@ -211,13 +233,20 @@ static int query_seconds(struct jd_req *r, const char *name, double max, double 
 	const char *v = jd_req_query(r, name);
 	if (!v)
 		return 1;
-	char *end;
-	double d = strtod(v, &end);
-	if (!*v || *end || !(d >= 0) || !isfinite(d)) {
+	if (jd__api_parse_seconds(v, max, out) < 0) {
 		jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", name,
 			       "%s must be a number of seconds >= 0, not \"%.40s\"", name, v);
 		return -1;
 	}
+	return 0;
+}
+
+int jd__api_parse_seconds(const char *v, double max, double *out)
+{
+	char *end;
+	double d = strtod(v, &end);
+	if (!*v || *end || !(d >= 0) || !isfinite(d))
+		return -EINVAL;
 	*out = d > max ? max : d;
 	return 0;
 }
@@ -243,7 +272,7 @@ static void h_index(struct jd_api *api, struct jd_req *r, const char *id)
 
 /* ---- POST /v1/jobs ---- */
 
-static int json_content_type(const char *ct)
+int jd__api_json_content_type(const char *ct)
 {
 	if (!ct || !*ct)
 		return 1;
@@ -265,7 +294,7 @@ static int json_content_type(const char *ct)
 static cJSON *parse_body(struct jd_req *r)
 {
 	const char *ct = jd_req_header(r, "Content-Type");
-	if (!json_content_type(ct)) {
+	if (!jd__api_json_content_type(ct)) {
 		jd_req_problem(r, 415, "unsupported-media-type", "Unsupported media type", NULL,
 			       "the body must be JSON (Content-Type: application/json), not %.60s",
 			       ct);
@@ -1186,20 +1215,25 @@ static void h_output(struct jd_api *api, struct jd_req *r, const char *idstr, in
 	}
 	const char *v = jd_req_query(r, "offset");
 	uint64_t offset = 0;
-	if (v) {
-		char *end;
-		errno = 0;
-		unsigned long long o = strtoull(v, &end, 10);
-		if (!*v || *end || errno || v[0] == '-') {
-			jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "offset",
-				       "offset must be a byte offset >= 0, not \"%.40s\"", v);
-			return;
-		}
-		offset = o;
+	if (v && jd__api_parse_offset(v, &offset) < 0) {
+		jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "offset",
+			       "offset must be a byte offset >= 0, not \"%.40s\"", v);
+		return;
 	}
 	if (query_seconds(r, "wait", api->cfg->max_wait, &wait) < 0)
 		return;
 	output_reply(api, r, job, stream, offset, wait);
+}
+
+int jd__api_parse_offset(const char *v, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long o = strtoull(v, &end, 10);
+	if (!*v || *end || errno || v[0] == '-')
+		return -EINVAL;
+	*out = o;
+	return 0;
 }
 
 static void h_stdout(struct jd_api *api, struct jd_req *r, const char *id)
@@ -1264,6 +1298,31 @@ static void filter_cleanup(struct list_filter *f)
 	}
 }
 
+int jd__api_parse_states(const char *v, unsigned *states, char *bad, size_t badlen)
+{
+	char tmp[256];
+	snprintf(tmp, sizeof(tmp), "%s", v);
+	for (char *save = NULL, *s = strtok_r(tmp, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+		enum jd_state st;
+		if (jd_state_parse(s, &st) < 0) {
+			snprintf(bad, badlen, "%s", s);
+			return -EINVAL;
+		}
+		*states |= 1u << st;
+	}
+	return 0;
+}
+
+int jd__api_parse_limit(const char *v, long *out)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+	if (!*v || *end || n < 1 || n > LIST_MAX_LIMIT)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
 static void h_list(struct jd_api *api, struct jd_req *r, const char *unused)
 {
 	struct list_filter f = { .who = r->who, .owner = jd_req_query(r, "owner") };
@@ -1272,20 +1331,13 @@ static void h_list(struct jd_api *api, struct jd_req *r, const char *unused)
 	(void)unused;
 
 	if ((v = jd_req_query(r, "state")) != NULL) {
-		char tmp[256];
-		snprintf(tmp, sizeof(tmp), "%s", v);
-		for (char *save = NULL, *s = strtok_r(tmp, ",", &save); s;
-		     s = strtok_r(NULL, ",", &save)) {
-			enum jd_state st;
-			if (jd_state_parse(s, &st) < 0) {
-				jd_req_problem(r, 400, "invalid-query", "Invalid query parameter",
-					       "state",
-					       "unknown state \"%.40s\" (queued, running, "
-					       "succeeded, failed, timed_out, cancelled)",
-					       s);
-				return;
-			}
-			f.states |= 1u << st;
+		char bad[41];
+		if (jd__api_parse_states(v, &f.states, bad, sizeof(bad)) < 0) {
+			jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "state",
+				       "unknown state \"%s\" (queued, running, succeeded, "
+				       "failed, timed_out, cancelled)",
+				       bad);
+			return;
 		}
 	}
 	if ((v = jd_req_query(r, "task")) != NULL && !(f.task = jd_task_find(v))) {
@@ -1293,14 +1345,10 @@ static void h_list(struct jd_api *api, struct jd_req *r, const char *unused)
 			       "unknown task \"%.60s\"", v);
 		return;
 	}
-	if ((v = jd_req_query(r, "limit")) != NULL) {
-		char *end;
-		limit = strtol(v, &end, 10);
-		if (!*v || *end || limit < 1 || limit > LIST_MAX_LIMIT) {
-			jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "limit",
-				       "limit must be a whole number from 1 to %d", LIST_MAX_LIMIT);
-			return;
-		}
+	if ((v = jd_req_query(r, "limit")) != NULL && jd__api_parse_limit(v, &limit) < 0) {
+		jd_req_problem(r, 400, "invalid-query", "Invalid query parameter", "limit",
+			       "limit must be a whole number from 1 to %d", LIST_MAX_LIMIT);
+		return;
 	}
 	struct jd_job *j = jd_sched_newest(api->sched);
 	if ((v = jd_req_query(r, "cursor")) != NULL) {
