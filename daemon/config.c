@@ -461,15 +461,11 @@ static int on_ini_value(void *user, const char *section, const char *name, const
 	return 1;
 }
 
-int jd_config_load_file(struct jd_config *cfg, const char *path, struct jd_config_errors *errs)
+/* Parse the INI text of stream f (closed after), named `path` in errors. */
+static int load_stream(struct jd_config *cfg, FILE *f, const char *path,
+		       struct jd_config_errors *errs)
 {
-	struct file_state st = { .path = path, .cfg = cfg, .errs = errs };
-	st.f = fopen(path, "re");
-	if (!st.f) {
-		int e = errno;
-		jd_config_errors_add(errs, "%s: cannot open: %s", path, strerror(e));
-		return -e;
-	}
+	struct file_state st = { .f = f, .path = path, .cfg = cfg, .errs = errs };
 	int r = ini_parse_stream(reader, &st, on_ini_value, &st);
 	fclose(st.f);
 	if (r > 0 && !st.failed) {
@@ -477,6 +473,31 @@ int jd_config_load_file(struct jd_config *cfg, const char *path, struct jd_confi
 		st.failed = 1;
 	}
 	return st.failed ? -EINVAL : 0;
+}
+
+int jd_config_load_file(struct jd_config *cfg, const char *path, struct jd_config_errors *errs)
+{
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		int e = errno;
+		jd_config_errors_add(errs, "%s: cannot open: %s", path, strerror(e));
+		return -e;
+	}
+	return load_stream(cfg, f, path, errs);
+}
+
+int jd_config_load_string(struct jd_config *cfg, const char *text, size_t len, const char *name,
+			  struct jd_config_errors *errs)
+{
+	if (len == 0)
+		return 0; /* an empty file; fmemopen wants at least a byte */
+	FILE *f = fmemopen((void *)text, len, "r");
+	if (!f) {
+		int e = errno;
+		jd_config_errors_add(errs, "%s: cannot read: %s", name, strerror(e));
+		return -e;
+	}
+	return load_stream(cfg, f, name, errs);
 }
 
 int jd_config_finish(struct jd_config *cfg, struct jd_config_errors *errs)

@@ -108,6 +108,10 @@ void jd_config_cleanup(struct jd_config *cfg);
 /* Read an INI file into cfg. Every problem is appended to errs; returns 0
  * when there were none, -EINVAL otherwise (-errno when unreadable). */
 int jd_config_load_file(struct jd_config *cfg, const char *path, struct jd_config_errors *errs);
+/* The same for INI text in memory (`len` bytes, NUL bytes allowed, as in a
+ * file), named `name` in errors. */
+int jd_config_load_string(struct jd_config *cfg, const char *text, size_t len, const char *name,
+			  struct jd_config_errors *errs);
 
 /* Set one key by name ("threads" or "thread.threads"); `origin` names where
  * the value came from in error messages ("--threads"). 0 or -EINVAL. */
