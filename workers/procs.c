@@ -148,32 +148,47 @@ static void retire(struct pworker *w)
 	jd_child_signal(w->child, SIGTERM);
 }
 
+int jd__procs_parse_done(const char *payload, uint32_t len, int *status, char **result,
+			 struct jd_error *err)
+{
+	cJSON *d = cJSON_ParseWithLength(payload, len);
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(d, "status");
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(d, "result");
+	const cJSON *er = cJSON_GetObjectItemCaseSensitive(d, "error");
+	*result = NULL;
+	if (!cJSON_IsNumber(st)) {
+		cJSON_Delete(d);
+		return -EPROTO;
+	}
+	if (cJSON_IsObject(er)) {
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(er, "type");
+		const cJSON *f = cJSON_GetObjectItemCaseSensitive(er, "field");
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(er, "message");
+		jd_error_set(err, cJSON_IsString(t) ? t->valuestring : "task_failed",
+			     cJSON_IsString(f) ? f->valuestring : NULL, "%s",
+			     cJSON_IsString(m) ? m->valuestring : "");
+	}
+	*result = res && !cJSON_IsNull(res) ? jd_json_print(res) : NULL;
+	*status = (int)st->valuedouble;
+	if (*status > 0)
+		*status = -EPROTO;
+	cJSON_Delete(d);
+	return 0;
+}
+
 static void on_done(struct pworker *w, const char *payload, uint32_t len)
 {
 	struct procs *p = w->p;
 	struct jd_job *job = w->job;
-	cJSON *d = cJSON_ParseWithLength(payload, len);
-	const cJSON *st = cJSON_GetObjectItemCaseSensitive(d, "status");
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(d, "result");
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(d, "error");
-	if (!job || !cJSON_IsNumber(st)) {
-		cJSON_Delete(d);
+	struct jd_error e = { 0 };
+	char *result = NULL;
+	int status;
+	if (jd__procs_parse_done(payload, len, &status, &result, &e) < 0 || !job) {
+		free(result);
 		jd_warn("worker %d sent an unexpected DONE; killing it", w->index);
 		jd_child_signal(w->child, SIGKILL);
 		return;
 	}
-	struct jd_error e = { 0 };
-	if (cJSON_IsObject(err)) {
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(err, "type");
-		const cJSON *f = cJSON_GetObjectItemCaseSensitive(err, "field");
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(err, "message");
-		jd_error_set(&e, cJSON_IsString(t) ? t->valuestring : "task_failed",
-			     cJSON_IsString(f) ? f->valuestring : NULL, "%s",
-			     cJSON_IsString(m) ? m->valuestring : "");
-	}
-	char *result = res && !cJSON_IsNull(res) ? jd_json_print(res) : NULL;
-	int status = (int)st->valuedouble;
-	cJSON_Delete(d);
 
 	evtimer_del(w->kill_timer);
 	w->job = NULL;
@@ -185,7 +200,29 @@ static void on_done(struct pworker *w, const char *payload, uint32_t len)
 		w->state = W_IDLE;
 		p->idle++;
 	}
-	jd_sched_complete(p->ex.sched, job, status > 0 ? -EPROTO : status, result, &e);
+	jd_sched_complete(p->ex.sched, job, status, result, &e);
+}
+
+void jd__procs_parse_output(const char *payload, uint32_t len, struct jd_output *out)
+{
+	cJSON *o = cJSON_ParseWithLength(payload, len);
+	const cJSON *pg = cJSON_GetObjectItemCaseSensitive(o, "pgid");
+	const cJSON *stored = cJSON_GetObjectItemCaseSensitive(o, "stored");
+	const cJSON *total = cJSON_GetObjectItemCaseSensitive(o, "total");
+	const cJSON *trunc = cJSON_GetObjectItemCaseSensitive(o, "truncated");
+	if (cJSON_IsNumber(pg))
+		out->pgid = (int)pg->valuedouble;
+	for (int i = 0; i < 2; i++) {
+		const cJSON *a = cJSON_GetArrayItem(stored, i), *b = cJSON_GetArrayItem(total, i),
+			    *c = cJSON_GetArrayItem(trunc, i);
+		if (cJSON_IsNumber(a) && a->valuedouble >= 0)
+			out->stored[i] = (uint64_t)a->valuedouble;
+		if (cJSON_IsNumber(b) && b->valuedouble >= 0)
+			out->total[i] = (uint64_t)b->valuedouble;
+		if (cJSON_IsBool(c))
+			out->truncated[i] = cJSON_IsTrue(c);
+	}
+	cJSON_Delete(o);
 }
 
 static void on_output(struct pworker *w, const char *payload, uint32_t len)
@@ -193,24 +230,7 @@ static void on_output(struct pworker *w, const char *payload, uint32_t len)
 	struct jd_job *job = w->job;
 	if (!job || !job->output)
 		return;
-	cJSON *o = cJSON_ParseWithLength(payload, len);
-	const cJSON *pg = cJSON_GetObjectItemCaseSensitive(o, "pgid");
-	const cJSON *stored = cJSON_GetObjectItemCaseSensitive(o, "stored");
-	const cJSON *total = cJSON_GetObjectItemCaseSensitive(o, "total");
-	const cJSON *trunc = cJSON_GetObjectItemCaseSensitive(o, "truncated");
-	if (cJSON_IsNumber(pg))
-		job->output->pgid = (int)pg->valuedouble;
-	for (int i = 0; i < 2; i++) {
-		const cJSON *a = cJSON_GetArrayItem(stored, i), *b = cJSON_GetArrayItem(total, i),
-			    *c = cJSON_GetArrayItem(trunc, i);
-		if (cJSON_IsNumber(a) && a->valuedouble >= 0)
-			job->output->stored[i] = (uint64_t)a->valuedouble;
-		if (cJSON_IsNumber(b) && b->valuedouble >= 0)
-			job->output->total[i] = (uint64_t)b->valuedouble;
-		if (cJSON_IsBool(c))
-			job->output->truncated[i] = cJSON_IsTrue(c);
-	}
-	cJSON_Delete(o);
+	jd__procs_parse_output(payload, len, job->output);
 	jd_sched_output(w->p->ex.sched, job);
 }
 
