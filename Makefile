@@ -7,11 +7,18 @@
 #   make bench  the benchmark (Release build), figures as ratios to anchors
 #   make package  the Debian package: Release build for /usr, then
 #               build/jobd_<version>_<arch>.deb (see packaging/CPack.cmake)
+#   make fuzz   build the libFuzzer targets with clang (build-fuzz) and run
+#               each for FUZZ_SECONDS; FUZZ_MERGE=1 merges new inputs into
+#               fuzz/corpus (see fuzz/README.md)
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN ?= 127.0.0.1:7070
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= job route config frame array
+FUZZ_MERGE ?= 0
+FUZZ_CC ?= clang
 
-.PHONY: all deps build run test bench package format clean
+.PHONY: all deps build run test bench package fuzz format clean
 
 all: build
 
@@ -44,8 +51,14 @@ package: deps
 	@cmake --build build -j $(JOBS)
 	cd build && cpack -G DEB
 
+fuzz: deps
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=$(FUZZ_CC) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DJOBD_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	./scripts/fuzz build-fuzz $(FUZZ_SECONDS) $(FUZZ_MERGE) $(FUZZ_TARGETS)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-test
+	rm -rf build build-test build-fuzz
