@@ -28,13 +28,17 @@ int64_t jd_real_us(void)
 
 void jd_time_format(int64_t real_us, char *buf)
 {
-	time_t sec = (time_t)(real_us / 1000000);
+	/* Floor division: a time before 1970 has a positive fraction of the
+	 * second before it, not a negative one. */
+	int64_t frac = real_us % 1000000;
+	time_t sec = (time_t)(real_us / 1000000 - (frac < 0));
+	if (frac < 0)
+		frac += 1000000;
 	struct tm tm;
 	gmtime_r(&sec, &tm);
 	char tmp[64];
 	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (int)(real_us % 1000000));
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
 	memcpy(buf, tmp, JD_TIME_STRLEN - 1);
 	buf[JD_TIME_STRLEN - 1] = '\0';
 }

@@ -739,6 +739,17 @@ static void test_time_parse(void **state)
 	jd_time_format(1764979200654321, buf);
 	assert_int_equal(jd_time_parse(buf, &t), 0);
 	assert_true(t == 1764979200654321);
+	/* Before 1970 the fraction still counts up from the whole second
+	 * (found by fuzz/fuzz_job.c: a not_before in 1969 was written back as
+	 * "1970-01-01T00:00:00.-00001Z"). */
+	jd_time_format(-1, buf);
+	assert_string_equal(buf, "1969-12-31T23:59:59.999999Z");
+	assert_int_equal(jd_time_parse(buf, &t), 0);
+	assert_true(t == -1);
+	jd_time_format(-62167219200000000, buf);
+	assert_string_equal(buf, "0000-01-01T00:00:00.000000Z");
+	jd_time_format(-1500000, buf);
+	assert_string_equal(buf, "1969-12-31T23:59:58.500000Z");
 	static const char *const bad[] = {
 		"",
 		"2023-11-14",
