@@ -519,7 +519,9 @@ int jd_job_set_extra(struct jd_job *job, const char *extra)
 	if (cJSON_IsNumber(v) && v->valuedouble > 0)
 		job->retention = v->valuedouble;
 	v = cJSON_GetObjectItemCaseSensitive(x, "not_before");
-	if (cJSON_IsNumber(v) && v->valuedouble > 0) {
+	/* µs since 1970 as jd_job_extra() wrote them: a number int64_t cannot
+	 * hold is no time jobd stored (and must not be converted). */
+	if (cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 9223372036854775808.0) {
 		job->not_before = (int64_t)v->valuedouble;
 		job->time_pending =
 		    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "time_pending"));

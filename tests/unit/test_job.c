@@ -669,6 +669,12 @@ static void test_wait_fields(void **state)
 	cJSON_Delete(a);
 	free(extra);
 	assert_int_equal(jd_job_set_extra(back, "[1]"), -EINVAL);
+	/* A not_before no int64_t holds is no time jobd stored: ignored, not
+	 * converted (found by fuzz/fuzz_job.c; the conversion was undefined). */
+	assert_int_equal(jd_job_set_extra(back, "{\"not_before\":3e79}"), 0);
+	assert_true(back->not_before == job->not_before);
+	assert_int_equal(jd_job_set_extra(back, "{\"not_before\":9223372036854775808}"), 0);
+	assert_true(back->not_before == job->not_before);
 	jd_job_free(back);
 
 	/* A plain job has no extra fields to store. */
