@@ -268,9 +268,7 @@ static void on_done(struct device *d, const char *payload, uint32_t len)
 	const cJSON *er = cJSON_GetObjectItemCaseSensitive(msg, "error");
 	const cJSON *tm = cJSON_GetObjectItemCaseSensitive(msg, "timing");
 	struct jd_error e = { 0 };
-	int status = cJSON_IsNumber(st) ? (int)st->valuedouble : -EPROTO;
-	if (status > 0)
-		status = -EPROTO;
+	int status = jd_frame_status(st);
 	if (cJSON_IsObject(er)) {
 		const cJSON *t = cJSON_GetObjectItemCaseSensitive(er, "type");
 		const cJSON *f = cJSON_GetObjectItemCaseSensitive(er, "field");

@@ -2,9 +2,12 @@
  * frame.c - frame encoding and decoding. Any thread.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "workers/frame.h"
 
@@ -118,4 +121,13 @@ int jd_frame_read_fd(int fd, uint32_t max, uint16_t *type, char **payload, uint3
 	*payload = p;
 	*len = n;
 	return 0;
+}
+
+int jd_frame_status(const cJSON *v)
+{
+	/* Range first: converting a double outside int's range is undefined. */
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= -4095 && v->valuedouble <= 0) ||
+	    v->valuedouble != floor(v->valuedouble))
+		return -EPROTO;
+	return (int)v->valuedouble;
 }

@@ -47,4 +47,10 @@ void jd_frame_header(void *hdr, uint16_t type, uint32_t len);
 int jd_frame_write_fd(int fd, uint16_t type, const void *payload, uint32_t len);
 int jd_frame_read_fd(int fd, uint32_t max, uint16_t *type, char **payload, uint32_t *len);
 
+struct cJSON;
+/* The "status" of a DONE payload as jobd takes it: 0 or a negative errno,
+ * sent as a whole JSON number from -4095 to 0. Anything else - missing, not
+ * a number, positive, fractional, out of range - is -EPROTO. */
+int jd_frame_status(const struct cJSON *v);
+
 #endif

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,9 +170,7 @@ int jd__procs_parse_done(const char *payload, uint32_t len, int *status, char **
 			     cJSON_IsString(m) ? m->valuestring : "");
 	}
 	*result = res && !cJSON_IsNull(res) ? jd_json_print(res) : NULL;
-	*status = (int)st->valuedouble;
-	if (*status > 0)
-		*status = -EPROTO;
+	*status = jd_frame_status(st);
 	cJSON_Delete(d);
 	return 0;
 }
@@ -203,6 +202,14 @@ static void on_done(struct pworker *w, const char *payload, uint32_t len)
 	jd_sched_complete(p->ex.sched, job, status, result, &e);
 }
 
+/* A byte count from a worker, taken when it is a number from 0 to 2^64 (a
+ * double beyond uint64_t's range does not convert). */
+static void get_count(const cJSON *v, uint64_t *out)
+{
+	if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 18446744073709551616.0)
+		*out = (uint64_t)v->valuedouble;
+}
+
 void jd__procs_parse_output(const char *payload, uint32_t len, struct jd_output *out)
 {
 	cJSON *o = cJSON_ParseWithLength(payload, len);
@@ -210,15 +217,16 @@ void jd__procs_parse_output(const char *payload, uint32_t len, struct jd_output 
 	const cJSON *stored = cJSON_GetObjectItemCaseSensitive(o, "stored");
 	const cJSON *total = cJSON_GetObjectItemCaseSensitive(o, "total");
 	const cJSON *trunc = cJSON_GetObjectItemCaseSensitive(o, "truncated");
-	if (cJSON_IsNumber(pg))
+	/* The group lose_job() kills: a whole number, never 1 (kill(-1) is
+	 * every process jobd may signal) nor jobd's own group. */
+	if (cJSON_IsNumber(pg) && pg->valuedouble > 1 && pg->valuedouble <= INT_MAX &&
+	    pg->valuedouble == floor(pg->valuedouble) && (pid_t)pg->valuedouble != getpgrp())
 		out->pgid = (int)pg->valuedouble;
 	for (int i = 0; i < 2; i++) {
 		const cJSON *a = cJSON_GetArrayItem(stored, i), *b = cJSON_GetArrayItem(total, i),
 			    *c = cJSON_GetArrayItem(trunc, i);
-		if (cJSON_IsNumber(a) && a->valuedouble >= 0)
-			out->stored[i] = (uint64_t)a->valuedouble;
-		if (cJSON_IsNumber(b) && b->valuedouble >= 0)
-			out->total[i] = (uint64_t)b->valuedouble;
+		get_count(a, &out->stored[i]);
+		get_count(b, &out->total[i]);
 		if (cJSON_IsBool(c))
 			out->truncated[i] = cJSON_IsTrue(c);
 	}
