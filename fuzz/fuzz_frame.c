@@ -3,9 +3,10 @@
  * (workers/frame.c) and their payloads.
  *
  * The bytes are a byte stream from a child. They are decoded twice:
- *   - as workers/child.c's on_read() does on jobd's side: header first (a
- *     length above JD_FRAME_MAX is refused before any byte of the body is
- *     waited for), then jd_frame_decode() of the whole frame, then the
+ *   - as workers/child.c's on_read() does on jobd's side: header first
+ *     (jd_frame_size: a bad type or length is refused before any byte of
+ *     the body is waited for), then jd_frame_decode() of the whole frame,
+ *     then the
  *     payload of each DONE and OUTPUT frame as the process executor reads
  *     it (jd__procs_parse_done, jd__procs_parse_output);
  *   - with the blocking jd_frame_read_fd() a child uses, from a memfd.
@@ -73,12 +74,15 @@ static enum stop decode_stream(const uint8_t *data, size_t size, struct seen *se
 		if (avail < JD_FRAME_HEADER)
 			return NEED_MORE;
 		const uint8_t *hdr = data + off;
-		uint32_t len = get_len(hdr);
-		if (len > JD_FRAME_MAX || avail - JD_FRAME_HEADER < len) {
-			if (len <= JD_FRAME_MAX)
-				return NEED_MORE;
+		long need = jd_frame_size(hdr, JD_FRAME_MAX);
+		if (need < 0) {
+			FUZZ_CHECK(need == -EPROTO);
 			return BAD;
 		}
+		if (avail < (size_t)need)
+			return NEED_MORE;
+		uint32_t len = get_len(hdr);
+		FUZZ_CHECK((size_t)need == JD_FRAME_HEADER + len);
 		struct jd_frame f;
 		long n = jd_frame_decode(hdr, JD_FRAME_HEADER + len, JD_FRAME_MAX, &f);
 		if (n <= 0) {

@@ -77,17 +77,15 @@ static void on_read(struct bufferevent *bev, void *arg)
 			return;
 		unsigned char *hdr = evbuffer_pullup(in, JD_FRAME_HEADER);
 		struct jd_frame f;
-		/* Check the header alone first, so a bad length is refused
-		 * before we try to gather that many bytes. */
-		uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
-			       (uint32_t)hdr[3] << 24;
-		if (len > JD_FRAME_MAX || avail - JD_FRAME_HEADER < len) {
-			if (len <= JD_FRAME_MAX)
-				return; /* wait for the rest */
+		/* Check the header alone first, so a bad type or length is
+		 * refused before we wait for and gather that many bytes. */
+		long size = jd_frame_size(hdr, JD_FRAME_MAX);
+		if (size < 0)
 			goto bad;
-		}
-		unsigned char *all = evbuffer_pullup(in, (ev_ssize_t)(JD_FRAME_HEADER + len));
-		long n = jd_frame_decode(all, JD_FRAME_HEADER + len, JD_FRAME_MAX, &f);
+		if (avail < (size_t)size)
+			return; /* wait for the rest */
+		unsigned char *all = evbuffer_pullup(in, (ev_ssize_t)size);
+		long n = jd_frame_decode(all, (size_t)size, JD_FRAME_MAX, &f);
 		if (n <= 0)
 			goto bad;
 		if (!c->abandoned && c->cbs->on_frame)

@@ -26,16 +26,23 @@ long jd_frame_decode(const void *buf, size_t n, uint32_t max, struct jd_frame *f
 	const unsigned char *p = buf;
 	if (n < JD_FRAME_HEADER)
 		return 0;
+	long size = jd_frame_size(p, max);
+	if (size < 0 || n < (size_t)size)
+		return size < 0 ? size : 0;
+	f->len = get_u32(p);
+	f->type = get_u16(p + 4);
+	f->flags = get_u16(p + 6);
+	f->payload = (const char *)p + JD_FRAME_HEADER;
+	return size;
+}
+
+long jd_frame_size(const void *hdr, uint32_t max)
+{
+	const unsigned char *p = hdr;
 	uint32_t len = get_u32(p);
 	uint16_t type = get_u16(p + 4);
 	if (type == 0 || type > JD_FRAME_TYPE_MAX || len > max || len > JD_FRAME_MAX)
 		return -EPROTO;
-	if (n - JD_FRAME_HEADER < len)
-		return 0;
-	f->len = len;
-	f->type = type;
-	f->flags = get_u16(p + 6);
-	f->payload = (const char *)p + JD_FRAME_HEADER;
 	return (long)(JD_FRAME_HEADER + len);
 }
 
@@ -98,17 +105,12 @@ int jd_frame_write_fd(int fd, uint16_t type, const void *payload, uint32_t len)
 int jd_frame_read_fd(int fd, uint32_t max, uint16_t *type, char **payload, uint32_t *len)
 {
 	unsigned char hdr[JD_FRAME_HEADER];
-	struct jd_frame f;
 	int r = read_all(fd, hdr, sizeof(hdr));
 	if (r < 0)
 		return r;
-	uint32_t n = get_u32(hdr);
-	/* Decode the header alone: with a zero-length body it is complete. */
-	unsigned char probe[JD_FRAME_HEADER];
-	memcpy(probe, hdr, sizeof(probe));
-	memset(probe, 0, 4);
-	if (jd_frame_decode(probe, sizeof(probe), max, &f) < 0 || n > max || n > JD_FRAME_MAX)
+	if (jd_frame_size(hdr, max) < 0)
 		return -EPROTO;
+	uint32_t n = get_u32(hdr);
 	char *p = malloc((size_t)n + 1);
 	if (!p)
 		return -ENOMEM;
@@ -117,7 +119,7 @@ int jd_frame_read_fd(int fd, uint32_t max, uint16_t *type, char **payload, uint3
 		return r;
 	}
 	p[n] = '\0';
-	*type = f.type;
+	*type = get_u16(hdr + 4);
 	*payload = p;
 	*len = n;
 	return 0;

@@ -38,6 +38,11 @@ struct jd_frame {
  * never be valid (unknown type, length above `max`). */
 long jd_frame_decode(const void *buf, size_t n, uint32_t max, struct jd_frame *f);
 
+/* The size in bytes (header included) of the frame whose JD_FRAME_HEADER
+ * header bytes are at hdr, or -EPROTO when that header can never start a
+ * valid frame. A reader checks this before it waits for the payload. */
+long jd_frame_size(const void *hdr, uint32_t max);
+
 /* Write the header for a frame of `len` payload bytes into hdr. */
 void jd_frame_header(void *hdr, uint16_t type, uint32_t len);
 
