@@ -231,14 +231,20 @@ class DaemonTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.d.stop()
-        report = cls.d.sanitizer_report()
-        log = cls.d.log()
-        cls.d.cleanup()
-        if report:
-            raise AssertionError("sanitizer report:\n" + report)
-        if code != 0:
-            raise AssertionError(f"jobd exited {code}:\n{log[-4000:]}")
+        stop_and_check(cls.d)
+
+
+def stop_and_check(d):
+    """Stop `d` and remove its files; fail on a sanitizer report or an exit
+    status other than 0."""
+    code = d.stop()
+    report = d.sanitizer_report()
+    log = d.log()
+    d.cleanup()
+    if report:
+        raise AssertionError("sanitizer report:\n" + report)
+    if code != 0:
+        raise AssertionError(f"jobd exited {code}:\n{log[-4000:]}")
 
 
 def _proc_stat(pid):

@@ -22,7 +22,7 @@ import tempfile
 import time
 import unittest
 
-from jobdtest import JOBCTL, JOBD, SOURCE_DIR, Daemon, jobctl
+from jobdtest import JOBCTL, JOBD, SOURCE_DIR, Daemon, jobctl, stop_and_check
 
 
 def make_token():
@@ -95,15 +95,10 @@ class AuthBase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.d.stop()
-        report = cls.d.sanitizer_report()
-        log = cls.d.log()
-        cls.d.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        if report:
-            raise AssertionError("sanitizer report:\n" + report)
-        if code != 0:
-            raise AssertionError(f"jobd exited {code}:\n{log[-4000:]}")
+        try:
+            stop_and_check(cls.d)
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def req(self, method, path, who=None, body=None, headers=None, d=None):
         h = dict(headers or {})

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import unittest
 
-from jobdtest import JOBCTL, TERMINAL, Daemon, DaemonTest
+from jobdtest import JOBCTL, TERMINAL, Daemon, DaemonTest, stop_and_check
 from test_auth import Tokens, auth
 
 Event = collections.namedtuple("Event", "type id data")
@@ -379,14 +379,10 @@ class Tenants(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.d.stop()
-        report = cls.d.sanitizer_report()
-        cls.d.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        if report:
-            raise AssertionError("sanitizer report:\n" + report)
-        if code != 0:
-            raise AssertionError(f"jobd exited {code}")
+        try:
+            stop_and_check(cls.d)
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def submit(self, who):
         status, _, job = self.d.request("POST", "/v1/jobs", {"task": "echo", "params": {"value": 1}},
@@ -508,6 +504,15 @@ class Watch(DaemonTest):
         p.wait(timeout=60)
         return p.stdout.read(), p.stderr.read()
 
+    @staticmethod
+    def end(p):
+        """Kill a jobctl watch that is still running, and close its pipes."""
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+
     def test_watch_prints_changes_and_exits_when_the_jobs_end(self):
         long = self.d.submit({"task": "sleep", "params": {"seconds": 3600}})["id"]
         done = self.d.submit({"task": "echo", "params": {"value": 1}})["id"]
@@ -524,11 +529,7 @@ class Watch(DaemonTest):
             out, err = self.rest(p)
             self.assertEqual(p.returncode, 0, err)
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            p.stdout.close()
-            p.stderr.close()
+            self.end(p)
         text = "".join(lines) + out
         self.assertRegex(text, done + r"\s+succeeded\s+1")
         self.assertRegex(text, long + r"\s+running\s+1")
@@ -545,11 +546,7 @@ class Watch(DaemonTest):
             out, err = self.rest(p)
             self.assertEqual(p.returncode, 0, err)
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            p.stdout.close()
-            p.stderr.close()
+            self.end(p)
         last = json.loads(out.splitlines()[-1])
         self.assertEqual((last["id"], last["state"], last["url"]),
                          (jid, "cancelled", "/v1/jobs/" + jid))
