@@ -304,3 +304,18 @@ def fill_disk(directory):
     finally:
         os.close(fd)
     return filler
+
+
+def can_mount():
+    """Whether this process may mount a tmpfs (root, with mount(8))."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    tmp = tempfile.mkdtemp(prefix="jobd-mnt-")
+    try:
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", tmp],
+                            capture_output=True).returncode == 0
+        if ok:
+            subprocess.run(["umount", tmp])
+        return ok
+    finally:
+        os.rmdir(tmp)

@@ -13,7 +13,7 @@ import time
 import unittest
 import uuid
 
-from jobdtest import fill_disk, Daemon, DaemonTest, jobctl
+from jobdtest import can_mount, fill_disk, Daemon, DaemonTest, jobctl
 
 
 def post(d, path, body, key=None, raw=None, headers=None):
@@ -59,20 +59,6 @@ def concurrent_posts(d, n, path, body, key):
         t.join(90)
     assert all(r is not None for r in results), results
     return results
-
-
-def can_mount():
-    if os.geteuid() != 0:
-        return False
-    tmp = tempfile.mkdtemp(prefix="jobd-idem-mnt-")
-    try:
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", tmp],
-                            capture_output=True).returncode == 0
-        if ok:
-            subprocess.run(["umount", tmp])
-        return ok
-    finally:
-        os.rmdir(tmp)
 
 
 def poll(fn, timeout=20, interval=0.1):

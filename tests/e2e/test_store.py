@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from jobdtest import fill_disk, JOBD, Daemon, pids_with_marker
+from jobdtest import can_mount, fill_disk, JOBD, Daemon, pids_with_marker
 
 
 def integrity(state_dir):
@@ -223,20 +223,6 @@ class Bounds(unittest.TestCase):
             self.assertEqual(d2.stop(), 0)
         finally:
             d2.cleanup()
-
-
-def can_mount():
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        return False
-    tmp = tempfile.mkdtemp()
-    try:
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", tmp],
-                            capture_output=True).returncode == 0
-        if ok:
-            subprocess.run(["umount", tmp])
-        return ok
-    finally:
-        os.rmdir(tmp)
 
 
 @unittest.skipUnless(can_mount(), "cannot mount a tmpfs here")
