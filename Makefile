@@ -18,12 +18,17 @@ FUZZ_TARGETS ?= job route config frame array
 FUZZ_MERGE ?= 0
 FUZZ_CC ?= clang
 
-.PHONY: all deps build run test bench package fuzz format clean
+.PHONY: all deps deps-test build run test bench package fuzz format clean
 
 all: build
 
+# What make run (and make package) needs; the tests, the benchmark and the
+# fuzzers need more (install-deps --test).
 deps:
 	@./scripts/install-deps
+
+deps-test:
+	@./scripts/install-deps --test
 
 build: deps
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
@@ -33,13 +38,13 @@ run: build
 	@mkdir -p state
 	./build/jobd -c conf/jobd.conf --listen $(LISTEN) --state-dir $(CURDIR)/state
 
-test: deps
+test: deps-test
 	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DJOBD_SANITIZE=ON -DJOBD_WERROR=ON \
 		-DBUILD_TESTING=ON >/dev/null
 	@cmake --build build-test -j $(JOBS)
 	cd build-test && ctest --output-on-failure --timeout 600 -j $(JOBS)
 
-bench: build
+bench: deps-test build
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
 	@cmake --build build -j $(JOBS)
 	python3 bench/run.py --jobd build/jobd --loadgen build/bench/loadgen \
@@ -51,7 +56,7 @@ package: deps
 	@cmake --build build -j $(JOBS)
 	cd build && cpack -G DEB
 
-fuzz: deps
+fuzz: deps-test
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=$(FUZZ_CC) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 		-DJOBD_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
 	@cmake --build build-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
