@@ -14,7 +14,7 @@
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN ?= 127.0.0.1:7070
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= job route config frame array
+FUZZ_TARGETS ?= job route config frame array tokens
 FUZZ_MERGE ?= 0
 FUZZ_CC ?= clang
 
