@@ -42,10 +42,7 @@ static char *batch_body(const struct jd_jsonl_job *jobs, size_t n)
 		evbuffer_add(b, jobs[i].text.p, jobs[i].text.n);
 	}
 	evbuffer_add(b, "]}", 2);
-	size_t len = evbuffer_get_length(b);
-	char *s = jd_xmalloc(len + 1);
-	evbuffer_copyout(b, s, len);
-	s[len] = '\0';
+	char *s = jd_evbuffer_str(b);
 	evbuffer_free(b);
 	return s;
 }

@@ -813,3 +813,12 @@ char *jd_job_path(const char *id, const char *suffix)
 	free(e);
 	return p;
 }
+
+char *jd_evbuffer_str(struct evbuffer *b)
+{
+	size_t n = evbuffer_get_length(b);
+	char *s = jd_xmalloc(n + 1);
+	evbuffer_copyout(b, s, n);
+	s[n] = '\0';
+	return s;
+}

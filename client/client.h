@@ -132,6 +132,10 @@ void jd_ctl_call_sync(struct jd_ctl *ctl, enum evhttp_cmd_type method, const cha
  * xerr JD_XERR_RESOLVE then says why through jd_reply_check(). */
 int jd_ctl_resolve(struct jd_ctl *ctl);
 
+/* A copy of the bytes in `b` as a NUL-terminated string (the caller frees
+ * it); `b` is left as it was. */
+char *jd_evbuffer_str(struct evbuffer *b);
+
 /* Run the loop until `*flag` is set (or nothing is left to wait for). */
 void jd_ctl_run_until(struct jd_ctl *ctl, const int *flag);
 

@@ -995,15 +995,6 @@ static void query_add(struct evbuffer *q, const char *name, const char *value)
 	free(e);
 }
 
-static char *evbuffer_to_str(struct evbuffer *b)
-{
-	size_t n = evbuffer_get_length(b);
-	char *s = jd_xmalloc(n + 1);
-	evbuffer_copyout(b, s, n);
-	s[n] = '\0';
-	return s;
-}
-
 /* Pages through GET /v1/jobs, following next_cursor until --limit jobs are
  * shown. With --json the pages are joined into one document of the same
  * shape, whose next_cursor continues where we stopped. */
@@ -1032,7 +1023,7 @@ static int cmd_list(struct jd_ctl *ctl, const struct args *a)
 			query_add(q, "label", a->label[i]);
 		if (cursor)
 			query_add(q, "cursor", cursor);
-		char *qs = evbuffer_to_str(q);
+		char *qs = jd_evbuffer_str(q);
 		char *path = jd_xasprintf("/v1/jobs%s", qs);
 		evbuffer_free(q);
 		free(qs);
@@ -1094,7 +1085,7 @@ static int cmd_list(struct jd_ctl *ctl, const struct args *a)
 		jd_reply_cleanup(&r);
 	}
 	if (rc == JD_EXIT_OK && ctl->json) {
-		char *js = evbuffer_to_str(jobs);
+		char *js = jd_evbuffer_str(jobs);
 		cJSON *c = cursor ? cJSON_CreateString(cursor) : cJSON_CreateNull();
 		char *cs = cJSON_PrintUnformatted(c);
 		/* jd_json_put_line keeps it one line even if a job's text had
@@ -1194,7 +1185,7 @@ static int cmd_tasks(struct jd_ctl *ctl, const struct args *a)
 						  task, "executors")) if (cJSON_IsString(x))
 			    evbuffer_add_printf(ex, "%s%s", evbuffer_get_length(ex) ? "," : "",
 						x->valuestring);
-			char *exs = evbuffer_to_str(ex);
+			char *exs = jd_evbuffer_str(ex);
 			const char *cells[] = { jd_jstr(task, "name"), exs[0] ? exs : NULL,
 						jd_jstr(task, "preferred"),
 						jd_jstr(task, "summary") ? jd_jstr(task, "summary")

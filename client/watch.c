@@ -366,10 +366,7 @@ static char *events_path(const struct jd_ctl *ctl, const char *const *ids, int n
 		evbuffer_add_printf(q, "%clabel=%s", nids || i ? '&' : '?', e);
 		free(e);
 	}
-	size_t n = evbuffer_get_length(q);
-	char *s = jd_xmalloc(n + 1);
-	evbuffer_remove(q, s, n);
-	s[n] = '\0';
+	char *s = jd_evbuffer_str(q);
 	evbuffer_free(q);
 	return s;
 }

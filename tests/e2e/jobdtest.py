@@ -319,3 +319,27 @@ def can_mount():
         return ok
     finally:
         os.rmdir(tmp)
+
+
+def complete(line, url=None):
+    """What jobctl's bash completion offers for `line` (the word being
+    completed is the text after the last space), as a set. `url` becomes
+    $JOBD_URL for completions that ask jobd."""
+    script = f"""
+        . {os.path.join(SOURCE_DIR, "completion", "jobctl.bash")!r}
+        COMP_LINE={line!r}; COMP_POINT=${{#COMP_LINE}}
+        read -ra COMP_WORDS <<<"$COMP_LINE"
+        [[ $COMP_LINE == *' ' ]] && COMP_WORDS+=("")
+        COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))
+        _jobctl
+        printf '%s\\n' "${{COMPREPLY[@]}}"
+    """
+    env = dict(os.environ)
+    env.pop("JOBD_URL", None)
+    if url:
+        env["JOBD_URL"] = url
+    r = subprocess.run(["bash", "--norc", "--noprofile", "-c", script],
+                       capture_output=True, text=True, timeout=60, env=env)
+    if r.returncode != 0:
+        raise AssertionError(f"completion of {line!r} failed: {r.stderr}")
+    return set(r.stdout.split())

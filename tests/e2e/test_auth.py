@@ -22,7 +22,7 @@ import tempfile
 import time
 import unittest
 
-from jobdtest import JOBCTL, JOBD, SOURCE_DIR, Daemon, jobctl, stop_and_check
+from jobdtest import JOBCTL, JOBD, SOURCE_DIR, Daemon, complete, jobctl, stop_and_check
 
 
 def make_token():
@@ -568,20 +568,6 @@ class StartUp(unittest.TestCase):
             self.assertEqual(jobctl(*args).returncode, 2, args)
 
     def test_completion(self):
-        def complete(line):
-            script = f"""
-                . {os.path.join(SOURCE_DIR, "completion", "jobctl.bash")!r}
-                COMP_LINE={line!r}; COMP_POINT=${{#COMP_LINE}}
-                read -ra COMP_WORDS <<<"$COMP_LINE"
-                [[ $COMP_LINE == *' ' ]] && COMP_WORDS+=("")
-                COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))
-                _jobctl
-                printf '%s\\n' "${{COMPREPLY[@]}}"
-            """
-            r = subprocess.run(["bash", "--norc", "--noprofile", "-c", script],
-                               capture_output=True, text=True, timeout=60)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            return set(r.stdout.split())
         self.assertEqual(complete(f"{JOBCTL} tok"), {"token"})
         self.assertEqual(complete(f"{JOBCTL} --to"), {"--token"})
         self.assertEqual(complete(f"{JOBCTL} token "), {"new"})

@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import unittest
 
-from jobdtest import JOBCTL, JOBD, SOURCE_DIR, Daemon
+from jobdtest import JOBCTL, JOBD, SOURCE_DIR, Daemon, complete
 
 SYSTEMD_DIR = os.path.join(SOURCE_DIR, "systemd")
 MAN_DIR = os.path.join(SOURCE_DIR, "man")
@@ -234,25 +234,7 @@ class ManPages(unittest.TestCase):
 
 class Completion(unittest.TestCase):
     def complete(self, line, url=None):
-        """What _jobctl offers for `line` (the word being completed is the
-        text after the last space)."""
-        script = f"""
-            . {COMPLETION!r}
-            COMP_LINE={line!r}; COMP_POINT=${{#COMP_LINE}}
-            read -ra COMP_WORDS <<<"$COMP_LINE"
-            [[ $COMP_LINE == *' ' ]] && COMP_WORDS+=("")
-            COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))
-            _jobctl
-            printf '%s\\n' "${{COMPREPLY[@]}}"
-        """
-        env = dict(os.environ)
-        env.pop("JOBD_URL", None)
-        if url:
-            env["JOBD_URL"] = url
-        r = subprocess.run(["bash", "--norc", "--noprofile", "-c", script],
-                           capture_output=True, text=True, timeout=60, env=env)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return set(r.stdout.split())
+        return complete(line, url)
 
     def test_parses(self):
         r = subprocess.run(["bash", "-n", COMPLETION], capture_output=True, text=True)
