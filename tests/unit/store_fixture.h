@@ -9,9 +9,15 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+
+#include "daemon/heap.h"
+#include "daemon/job.h"
+#include "workers/exec.h"
+#include "workers/tasks.h"
 
 struct fixture {
 	char dir[64];
@@ -45,6 +51,27 @@ static int teardown(void **state)
 	event_base_free(f->base);
 	free(f);
 	return 0;
+}
+
+/* A queued job of `task` with `params`, a fresh ID, as the scheduler would
+ * hand it to the store. */
+static struct jd_job *make_job(const char *task, const char *params)
+{
+	struct jd_job *job = calloc(1, sizeof(*job));
+	assert_non_null(job);
+	job->task = jd_task_find(task);
+	assert_non_null(job->task);
+	job->executor = (uint8_t)job->task->preferred;
+	job->state = JD_QUEUED;
+	job->worker = -1;
+	job->qslot = JD_HEAP_NONE;
+	job->deadline.slot = JD_HEAP_NONE;
+	job->params = strdup(params);
+	if (job->task == &jd_exec_task)
+		job->output = calloc(1, sizeof(*job->output));
+	jd_id_new(&job->id);
+	job->created_at = 1700000000000000LL;
+	return job;
 }
 
 #endif

@@ -35,21 +35,9 @@ static const uint8_t fp_a[32] = { 1 }, fp_b[32] = { 2 };
 
 static struct jd_config cfg;
 
-static struct jd_job *make_job(void)
+static struct jd_job *echo_job(void)
 {
-	struct jd_job *job = calloc(1, sizeof(*job));
-	assert_non_null(job);
-	job->task = jd_task_find("echo");
-	assert_non_null(job->task);
-	job->executor = (uint8_t)job->task->preferred;
-	job->state = JD_QUEUED;
-	job->worker = -1;
-	job->qslot = JD_HEAP_NONE;
-	job->deadline.slot = JD_HEAP_NONE;
-	job->params = strdup("{\"value\":1}");
-	jd_id_new(&job->id);
-	job->created_at = 1700000000000000LL;
-	return job;
+	return make_job("echo", "{\"value\":1}");
 }
 
 static struct jd_idem *table(double ttl, struct jd_store *store)
@@ -64,7 +52,7 @@ static struct jd_idem *table(double ttl, struct jd_store *store)
 /* Begin and store a one-job key at `now`; the job is returned. */
 static struct jd_job *stored(struct jd_idem *t, const char *key, int64_t now)
 {
-	struct jd_job *job = make_job();
+	struct jd_job *job = echo_job();
 	struct jd_idem_entry *e = jd_idem_begin(t, "", JD_IDEM_JOBS, key, fp_a, 1, now);
 	assert_non_null(e);
 	jd_idem_commit(t, e, &job, 1);
@@ -106,7 +94,7 @@ static void test_scope_and_expiry(void **state)
 	assert_true(e->pending);
 	/* Pending keys are found (a repeat waits on them), never expired. */
 	assert_ptr_equal(jd_idem_find(t, "", JD_IDEM_JOBS, "k1", now + 60 * SEC), e);
-	struct jd_job *job = make_job();
+	struct jd_job *job = echo_job();
 	jd_idem_commit(t, e, &job, 1);
 	assert_false(e->pending);
 	assert_memory_equal(e->ids[0].b, job->id.b, 16);
@@ -195,7 +183,7 @@ static void test_waiters_commit(void **state)
 	jd_idem_wait(e, &c.w);
 	jd_idem_unwait(&b.w); /* its client went away */
 	jd_idem_unwait(&b.w); /* twice is harmless */
-	struct jd_job *jobs[2] = { make_job(), make_job() };
+	struct jd_job *jobs[2] = { echo_job(), echo_job() };
 	jd_idem_commit(t, e, jobs, 2);
 	assert_int_equal(a.calls, 1);
 	assert_int_equal(b.calls, 0);
@@ -262,7 +250,7 @@ static void test_waiters_release_stored_at_once(void **state)
 	struct jd_idem *t = table(60, NULL);
 	struct held a = { .w.cb = on_ready_commit, .again = t }, b = { .w.cb = on_ready };
 	struct jd_idem_entry *e = jd_idem_begin(t, "", JD_IDEM_JOBS, "m", fp_a, 1, SEC);
-	again_job = make_job();
+	again_job = echo_job();
 	jd_idem_wait(e, &b.w);
 	jd_idem_wait(e, &a.w);
 	jd_idem_release(t, e);
@@ -311,7 +299,7 @@ static void test_sweep(void **state)
 	assert_int_equal(jd_idem_count(t), 2);
 	assert_null(jd_idem_find(t, "", JD_IDEM_JOBS, "mid", SEC));
 	assert_ptr_equal(jd_idem_find(t, "", JD_IDEM_JOBS, "pending", 10 * SEC), pend);
-	struct jd_job *j4 = make_job();
+	struct jd_job *j4 = echo_job();
 	jd_idem_commit(t, pend, &j4, 1);
 	assert_int_equal(jd_idem_sweep(t, SEC + 6 * SEC / 10), 1);
 	assert_int_equal(fs.expires, 2);
@@ -412,14 +400,14 @@ static void test_sqlite_keys(void **state)
 	assert_non_null(st->ops->put_keyed);
 
 	/* Stored with its jobs. */
-	struct jd_job *jobs[2] = { make_job(), make_job() };
+	struct jd_job *jobs[2] = { echo_job(), echo_job() };
 	struct jd_store_key k = key_of("batch-1", fp_a, 100 * SEC);
 	struct put_wait w = { 0 };
 	st->ops->put_keyed(st, jobs, 2, &k, on_put, &w);
 	assert_int_equal(wait_put(f, &w), 0);
 
 	/* A put that fails (a job ID already stored) stores its key neither. */
-	struct jd_job *dup[2] = { make_job(), make_job() };
+	struct jd_job *dup[2] = { echo_job(), echo_job() };
 	dup[1]->id = jobs[0]->id;
 	struct jd_store_key k2 = key_of("batch-2", fp_b, 101 * SEC);
 	w = (struct put_wait){ 0 };
@@ -453,7 +441,7 @@ static void test_sqlite_keys(void **state)
 
 	/* The same name again (after it expired in the daemon) replaces the
 	 * stored key. */
-	struct jd_job *again = make_job();
+	struct jd_job *again = echo_job();
 	struct jd_store_key k3 = key_of("batch-1", fp_b, 200 * SEC);
 	w = (struct put_wait){ 0 };
 	st->ops->put_keyed(st, &again, 1, &k3, on_put, &w);
@@ -493,7 +481,7 @@ static void test_sqlite_restart(void **state)
 	struct jd_store *st = open_store(f);
 	struct jd_idem *t = table(3600, st);
 	int64_t now = (int64_t)time(NULL) * SEC;
-	struct jd_job *job = make_job();
+	struct jd_job *job = echo_job();
 	struct jd_idem_entry *e = jd_idem_begin(t, "", JD_IDEM_JOBS, "restart", fp_a, 1, now);
 	struct jd_store_key rec;
 	jd_idem_record(e, &rec);

@@ -53,25 +53,6 @@ static struct jd_store *open_store(struct fixture *f, enum jd_durability d)
 	return st;
 }
 
-static struct jd_job *make_job(const char *task, const char *params)
-{
-	struct jd_job *job = calloc(1, sizeof(*job));
-	assert_non_null(job);
-	job->task = jd_task_find(task);
-	assert_non_null(job->task);
-	job->executor = (uint8_t)job->task->preferred;
-	job->state = JD_QUEUED;
-	job->worker = -1;
-	job->qslot = JD_HEAP_NONE;
-	job->deadline.slot = JD_HEAP_NONE;
-	job->params = strdup(params);
-	if (job->task == &jd_exec_task)
-		job->output = calloc(1, sizeof(*job->output));
-	jd_id_new(&job->id);
-	job->created_at = 1700000000000000LL;
-	return job;
-}
-
 /* Put callbacks: each records its status and its place in the order. */
 struct put_wait {
 	int status;
