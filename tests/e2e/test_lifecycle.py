@@ -106,18 +106,12 @@ class Logging(unittest.TestCase):
 class Reload(unittest.TestCase):
     """SIGHUP: what is reloadable changes while jobs run."""
 
-    def wait_log(self, d, text, start):
-        deadline = time.monotonic() + 20
-        while not any(text in l for l in d.lines[start:]):
-            self.assertLess(time.monotonic(), deadline, d.log())
-            time.sleep(0.01)
-
     def reload(self, d, config):
         with open(os.path.join(d.tmp, "jobd.conf"), "w") as f:
             f.write(config)
         mark = len(d.lines)
         d.signal(signal.SIGHUP)
-        self.wait_log(d, "configuration reloaded", mark)
+        d.wait_log("configuration reloaded", start=mark)
 
     def executors(self, d):
         _, _, ex = d.request("GET", "/v1/executors")
@@ -145,6 +139,7 @@ class Reload(unittest.TestCase):
             status, _, _ = d.request("POST", "/v1/jobs", {"task": "echo",
                                                           "params": {"value": 1}})
             self.assertEqual(status, 429)
+            # Worker processes say nothing when they are up: look again.
             deadline = time.monotonic() + 20
             while self.executors(d)["process"]["alive"] != 3:
                 self.assertLess(time.monotonic(), deadline)
@@ -196,10 +191,7 @@ class Shutdown(unittest.TestCase):
             job = d.submit({"task": "sleep", "params": {"seconds": 1.5}})
             d.wait_running(job["id"])
             d.signal(signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while not any("shutting down" in l for l in d.lines):
-                self.assertLess(time.monotonic(), deadline, d.log())
-                time.sleep(0.01)
+            d.wait_log("shutting down")
             # A new connection, after the signal: still answered.
             status, resp, problem = d.request("POST", "/v1/jobs",
                                               {"task": "echo", "params": {"value": 1}})
